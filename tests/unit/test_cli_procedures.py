@@ -1,0 +1,199 @@
+"""``escalation-hub procedures`` and ``escalation-hub deadline`` through the real CLI entry."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from gateway.cli import main
+from router.procedures import load
+from schemas.procedure import Procedure
+
+IDS = ["buckinghamshire", "gloucestershire", "northamptonshire", "northumberland"]
+# Thursday before Easter 2026: Good Friday 3 April and Easter Monday 6 April are bank holidays.
+THURSDAY_BEFORE_EASTER = "2026-04-02T15:00:00+01:00"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def deadline_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    code, out, err = run(capsys, "deadline", *argv, "--json")
+    assert (code, err) == (0, "")
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+# --- procedures -----------------------------------------------------------------------------
+
+
+def test_list_shows_the_four_procedures_with_version_and_stage_count(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "procedures", "list")
+    assert code == 0
+    rows = [line.split() for line in out.splitlines()[2:] if line and not line.startswith(" ")]
+    assert [row[0] for row in rows] == IDS
+    assert all(row[1] == "1.0.0" for row in rows)
+    assert "sources/northumberland.txt" in out
+
+
+def test_list_json_gives_one_object_per_procedure(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "procedures", "list", "--json")
+    assert code == 0
+    assert [(p["id"], p["stages"]) for p in json.loads(out)] == list(
+        zip(IDS, [3, 4, 5, 4], strict=True)
+    )
+
+
+def test_show_prints_stages_timescales_clauses_rules_and_readings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "procedures", "show", "northamptonshire")
+    assert code == 0
+    for text in [
+        "Northamptonshire flowchart Stage 4",
+        "2 working days",
+        "stage entry",
+        "repeats per tier",
+        "business_office:",
+        "on stage entry, immediately",
+        "Northamptonshire Recording and Communication",
+        "Readings",
+        "48 hours",
+    ]:
+        assert text in out
+
+
+def test_show_prints_conditions_total_maximum_and_missing_timescales(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, glos, _ = run(capsys, "procedures", "show", "gloucestershire")
+    _, northumberland, _ = run(capsys, "procedures", "show", "northumberland")
+    assert "any of child_protection_plan, looked_after" in glos
+    assert "total maximum: 20 calendar days from raised" in northumberland
+    assert "Senior manager to" in northumberland
+    assert "none" in northumberland
+
+
+def test_show_json_dumps_the_procedure_model(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "procedures", "show", "buckinghamshire", "--json")
+    assert code == 0
+    assert Procedure.model_validate_json(out) == load("buckinghamshire")
+
+
+def test_show_unknown_procedure_lists_the_known_ids(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "procedures", "show", "kent")
+    assert (code, out) == (2, "")
+    assert "kent" in err
+    assert all(pid in err for pid in IDS)
+
+
+# --- deadline -------------------------------------------------------------------------------
+
+
+def test_northamptonshire_stage_one_deadline_skips_good_friday_and_easter_monday(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = deadline_json(
+        capsys, "--procedure", "northamptonshire", "--stage", "1", "--from", THURSDAY_BEFORE_EASTER
+    )
+    assert result["due"] == "2026-04-08T15:00:00+01:00"
+    assert result["due_utc"] == "2026-04-08T14:00:00+00:00"
+    assert (result["amount"], result["unit"]) == (2, "working_days")
+    assert result["clause"] == "Northamptonshire flowchart Stage 1"
+    assert (result["procedure"], result["version"], result["stage"]) == (
+        "northamptonshire",
+        "1.0.0",
+        1,
+    )
+    assert result["calendar_version"].startswith("gb-eng/")
+
+
+def test_a_closure_day_pushes_the_deadline_later(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--procedure", "northamptonshire", "--stage", "1", "--from", THURSDAY_BEFORE_EASTER]
+    plain = deadline_json(capsys, *args)
+    closed = deadline_json(capsys, *args, "--closure-day", "2026-04-07")
+    assert closed["due"] == "2026-04-09T15:00:00+01:00"
+    assert closed["calendar_version"] != plain["calendar_version"]
+    assert closed["closure_days"] == ["2026-04-07"]
+
+
+def test_calendar_days_count_weekends_and_holidays(capsys: pytest.CaptureFixture[str]) -> None:
+    result = deadline_json(
+        capsys, "--procedure", "northumberland", "--stage", "2", "--from", THURSDAY_BEFORE_EASTER
+    )
+    assert result["due"] == "2026-04-12T15:00:00+01:00"
+    assert result["unit"] == "calendar_days"
+
+
+def test_tier_step_uses_the_per_tier_timescale(capsys: pytest.CaptureFixture[str]) -> None:
+    result = deadline_json(
+        capsys,
+        "--procedure",
+        "gloucestershire",
+        "--stage",
+        "3",
+        "--tier-step",
+        "--from",
+        "2026-04-02T09:00:00Z",
+    )
+    assert result["tier_step"] is True
+    assert result["due"] == "2026-04-13T10:00:00+01:00"
+    assert result["clause"] == "Gloucestershire 2.3(g)"
+
+
+def test_text_output_gives_due_in_london_and_utc(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "deadline",
+        *("--procedure", "northamptonshire", "--stage", "1", "--from", THURSDAY_BEFORE_EASTER),
+    )
+    assert code == 0
+    assert "2026-04-08T15:00:00+01:00 (Europe/London)" in out
+    assert "2026-04-08T14:00:00+00:00" in out
+    assert "2 working days" in out
+    assert "Northamptonshire flowchart Stage 1" in out
+
+
+def test_naive_from_is_refused_with_exit_two(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys,
+        "deadline",
+        *("--procedure", "northamptonshire", "--stage", "1", "--from", "2026-04-02T15:00:00"),
+    )
+    assert (code, out) == (2, "")
+    assert "--from" in err
+    assert "+01:00" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--procedure", "kent", "--stage", "1"], "known: buckinghamshire, gloucestershire"),
+        (["--procedure", "northamptonshire", "--stage", "6"], "valid stages: 1-5"),
+        (["--procedure", "northumberland", "--stage", "3"], "has no fixed timescale"),
+        (["--procedure", "northumberland", "--stage", "4"], "has no fixed timescale"),
+        (["--procedure", "gloucestershire", "--stage", "1", "--tier-step"], "stages with tiers: 3"),
+        (["--procedure", "gloucestershire", "--stage", "1", "--closure-day", "x"], "--closure-day"),
+    ],
+)
+def test_bad_requests_exit_two_with_a_message_naming_valid_values(
+    capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    code, out, err = run(capsys, "deadline", *argv, "--from", THURSDAY_BEFORE_EASTER)
+    assert (code, out) == (2, "")
+    assert expected in err
+
+
+def test_an_unparseable_from_names_the_option(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys, "deadline", "--procedure", "gloucestershire", "--stage", "1", "--from", "soon"
+    )
+    assert code == 2
+    assert "--from" in err

@@ -1,0 +1,106 @@
+"""The common schema v1: envelopes, validation errors for people, committed JSON Schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from schemas.envelope import EventType, agency_event_adapter, event_adapter
+from schemas.errors import describe
+from schemas.export import render, schemas_by_file
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def raised_event(**overrides: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": "evt-1",
+        "source": "urn:agency:nhc-social-care",
+        "type": EventType.RAISED.value,
+        "time": "2026-03-02T09:30:00Z",
+        "agencyref": "CSC-123",
+        "data": {
+            "partnership": "northamptonshire",
+            "raised_by": {"agency_id": "health", "name": "A Nurse", "role": "practitioner"},
+            "parties": [
+                {"agency_id": "health", "kind": "health"},
+                {"agency_id": "csc", "kind": "social_care"},
+            ],
+            "child": {"identifiers": {"nhs_number": "943 476 5919", "given_name": "Sam"}},
+            "concern_categories": ["thresholds"],
+            "summary": "Referral not considered to meet the threshold.",
+        },
+    }
+    event.update(overrides)
+    return event
+
+
+def test_a_raised_event_parses_into_its_own_envelope_type() -> None:
+    event = agency_event_adapter.validate_python(raised_event())
+    assert event.type is EventType.RAISED
+    assert event.data.parties[1].agency_id == "csc"
+
+
+def test_hub_facts_are_not_accepted_as_agency_events() -> None:
+    fact = raised_event(type=EventType.STAGE_CHANGED.value)
+    with pytest.raises(ValidationError):
+        agency_event_adapter.validate_python(fact)
+    with pytest.raises(ValidationError):  # the data does not fit a stage change either
+        event_adapter.validate_python(fact)
+
+
+def test_validation_errors_name_the_field_path_and_what_is_expected() -> None:
+    bad = raised_event()
+    bad["data"]["parties"][1]["agency_id"] = "Not An Id!"
+    del bad["data"]["summary"]
+    with pytest.raises(ValidationError) as caught:
+        agency_event_adapter.validate_python(bad)
+    problems = {p.field: p for p in describe(caught.value)}
+    assert set(problems) == {"data.parties[1].agency_id", "data.summary"}
+    assert problems["data.summary"].expected == "a value (this field is required)"
+    assert "^[a-z0-9]" in (problems["data.parties[1].agency_id"].expected or "")
+
+
+def test_validation_errors_never_echo_the_submitted_value() -> None:
+    bad = raised_event(time="2026-03-02T09:30:00")  # naive: refused
+    bad["data"]["child"]["identifiers"]["nhs_number"] = "12345"
+    with pytest.raises(ValidationError) as caught:
+        agency_event_adapter.validate_python(bad)
+    rendered = json.dumps([p.model_dump() for p in describe(caught.value)])
+    assert "12345" not in rendered
+    assert "time" in rendered
+    assert "offset" in rendered
+
+
+def test_the_raiser_must_be_one_of_the_parties() -> None:
+    bad = raised_event()
+    bad["data"]["raised_by"]["agency_id"] = "police"
+    with pytest.raises(ValidationError, match=r"raised_by\.agency_id must be one of the parties"):
+        agency_event_adapter.validate_python(bad)
+
+
+def test_unknown_fields_are_refused_rather_than_silently_dropped() -> None:
+    bad = raised_event()
+    bad["data"]["sumary"] = "typo"
+    with pytest.raises(ValidationError) as caught:
+        agency_event_adapter.validate_python(bad)
+    assert [p.field for p in describe(caught.value)] == ["data.sumary"]
+
+
+def test_narratives_and_identifiers_are_marked_sensitive_in_the_json_schema() -> None:
+    text = json.dumps(schemas_by_file()["agency-event.json"])
+    assert text.count('"x-sensitive": true') >= 5
+
+
+@pytest.mark.parametrize("name", sorted(schemas_by_file()))
+def test_committed_json_schema_is_current(name: str) -> None:
+    committed = REPO / "schemas" / "json" / name
+    assert committed.exists(), f"run `make schema` to write {committed}"
+    assert committed.read_text(encoding="utf-8") == render(schemas_by_file()[name]), (
+        f"{committed} is stale: run `make schema` and commit the result"
+    )
