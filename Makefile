@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/escalation-hub procedures list
+	$(BIN)/escalation-hub serve
 
 test: lint typecheck contracts
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -50,7 +50,25 @@ def _is_parent(loc: tuple[Any, ...], others: list[tuple[Any, ...]]) -> bool:
     return any(len(o) > len(loc) and o[: len(loc)] == loc for o in others)
 
 
+_TAG_PROBLEMS = {
+    "union_tag_invalid": "unknown value",
+    "union_tag_not_found": "this field is missing",
+}
+
+
+def _tag_problem(err: Any) -> FieldProblem:
+    """pydantic's own message would repeat the submitted tag: say it without the value."""
+    ctx = err.get("ctx") or {}
+    tag = str(ctx.get("discriminator", "type")).strip("'")
+    base = field_path(err["loc"])
+    field = tag if base == "(body)" else f"{base}.{tag}"
+    expected = f"one of {ctx['expected_tags']}" if "expected_tags" in ctx else None
+    return FieldProblem(field=field, problem=_TAG_PROBLEMS[err["type"]], expected=expected)
+
+
 def _problem(err: Any) -> FieldProblem:
+    if err["type"] in _TAG_PROBLEMS:
+        return _tag_problem(err)
     ctx = err.get("ctx") or {}
     expected = None
     if "expected" in ctx:

@@ -23,6 +23,7 @@ __all__ = [
     "canonical_json",
     "chain_hash",
     "generate_checkpoint_key",
+    "public_key_from_private",
     "sign_checkpoint",
     "verify_chain",
     "verify_checkpoint",
@@ -64,6 +65,15 @@ def generate_checkpoint_key() -> tuple[bytes, bytes]:
     """Return a new Ed25519 key pair as (32-byte private key, 32-byte public key)."""
     private = Ed25519PrivateKey.generate()
     return private.private_bytes_raw(), private.public_key().public_bytes_raw()
+
+
+def public_key_from_private(private_key_bytes: bytes) -> bytes:
+    """The 32-byte Ed25519 public key to publish for verifying checkpoints."""
+    try:
+        key = Ed25519PrivateKey.from_private_bytes(private_key_bytes)
+    except (ValueError, TypeError):
+        raise KeyMaterialError("an Ed25519 private key must be 32 raw bytes") from None
+    return key.public_key().public_bytes_raw()
 
 
 def sign_checkpoint(private_key_bytes: bytes, seq: int, head_hash: str) -> str:

@@ -104,3 +104,13 @@ def test_committed_json_schema_is_current(name: str) -> None:
     assert committed.read_text(encoding="utf-8") == render(schemas_by_file()[name]), (
         f"{committed} is stale: run `make schema` and commit the result"
     )
+
+
+def test_an_unknown_event_type_is_named_without_repeating_what_was_sent() -> None:
+    with pytest.raises(ValidationError) as caught:
+        agency_event_adapter.validate_python(raised_event(type="uk.nhs.secret-993"))
+    (problem,) = describe(caught.value)
+    assert problem.field == "type"
+    assert problem.problem == "unknown value"
+    assert "uk.escalation-hub.v1.raised" in (problem.expected or "")
+    assert "secret-993" not in problem.model_dump_json()

@@ -145,3 +145,12 @@ def test_signing_a_malformed_checkpoint_is_refused() -> None:
         sign_checkpoint(private, -1, GENESIS)
     with pytest.raises(ValueError, match="head_hash"):
         sign_checkpoint(private, 0, "abc")
+
+
+def test_the_published_public_key_verifies_checkpoints_signed_with_its_private_key() -> None:
+    from security.audit import public_key_from_private
+
+    private, public = generate_checkpoint_key()
+    assert public_key_from_private(private) == public
+    signature = sign_checkpoint(private, 7, "a" * 64)
+    assert verify_checkpoint(public_key_from_private(private), 7, "a" * 64, signature)

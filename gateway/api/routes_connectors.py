@@ -1,0 +1,205 @@
+"""Connectors: registering one for an agency, rotating its signing secret, reading it back."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy.orm import Session
+
+from gateway.api.auth import AgencyDep, Caller, CallerDep, HubDep, SessionDep
+from gateway.api.problems import ProblemError, problem_responses
+from gateway.api.urls import CallbackUrlError, check_callback_url
+from gateway.bootstrap import Hub
+from gateway.store import audit
+from gateway.store.models import Agency, Connector
+from security.envelopes import validate_public_jwk
+from security.errors import KeyMaterialError
+from security.webhooks import new_secret
+
+__all__ = [
+    "ConnectorCreated",
+    "ConnectorIn",
+    "ConnectorOut",
+    "SecretRotated",
+    "connector_secrets",
+    "router",
+    "secrets_context",
+]
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["connectors"], responses=problem_responses(422))
+KEPT_SECRETS = 2  # the new secret and the one before it, so senders can switch over
+
+
+class ConnectorIn(BaseModel):
+    """A connector: how the hub reaches the agency's case system and encrypts for it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "kind": "generic",
+                "callback_url": "https://case-system.nhft.example/escalation-hub",
+                "public_jwk": {"kty": "EC", "crv": "P-256", "x": "...", "y": "...", "use": "enc"},
+            }
+        },
+    )
+
+    kind: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]+$", max_length=64)] = (
+        "generic"
+    )
+    callback_url: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    public_jwk: dict[str, Any] = Field(description="The public encryption key (RSA or EC JWK).")
+
+
+class ConnectorOut(BaseModel):
+    """A registered connector, without its secrets."""
+
+    id: str
+    agency_id: str
+    kind: str
+    callback_url: str
+    public_jwk: dict[str, Any]
+    status: str
+    created_at: datetime
+
+
+class ConnectorCreated(ConnectorOut):
+    """The new connector and its signing secret: shown once."""
+
+    signing_secret: str = Field(description="Standard Webhooks secret ('whsec_...'), shown once.")
+
+
+class SecretRotated(BaseModel):
+    """The new signing secret (shown once); the previous one stays valid until the next rotation."""
+
+    connector_id: str
+    signing_secret: str
+    valid_secrets: int = Field(description="How many secrets verify signatures now.")
+
+
+def secrets_context(connector_id: str) -> str:
+    """The sealing context of a connector's secrets."""
+    return f"connector:{connector_id}"
+
+
+def connector_secrets(hub: Hub, row: Connector) -> list[str]:
+    """The connector's signing secrets, newest first."""
+    unsealed: list[str] = hub.sealer.unseal(row.secrets_sealed, context=secrets_context(row.id))
+    return unsealed
+
+
+def _out(row: Connector) -> ConnectorOut:
+    return ConnectorOut(
+        id=row.id,
+        agency_id=row.agency_id,
+        kind=row.kind,
+        callback_url=row.callback_url,
+        public_jwk=row.public_jwk,
+        status=row.status,
+        created_at=row.created_at,
+    )
+
+
+def _not_found(what: str, ident: str) -> ProblemError:
+    return ProblemError(404, "Not found", f"no {what} '{ident}' visible to you")
+
+
+def _owned(session: Session, caller: Caller, connector_id: str, *, lock: bool = False) -> Connector:
+    row = session.get(Connector, connector_id, with_for_update=lock)
+    if row is None or not (caller.is_admin or caller.agency_id == row.agency_id):
+        raise _not_found("connector", connector_id)
+    return row
+
+
+def _validate(body: ConnectorIn, hub: Hub) -> None:
+    try:
+        validate_public_jwk(body.public_jwk)
+    except KeyMaterialError as exc:
+        raise ProblemError(422, "Unusable public key", str(exc), field="public_jwk") from None
+    try:
+        check_callback_url(body.callback_url, allow_loopback=hub.settings.allow_loopback_callbacks)
+    except CallbackUrlError as exc:
+        raise ProblemError(422, "Callback URL refused", str(exc), field="callback_url") from None
+
+
+@router.post(
+    "/v1/agencies/{agency_id}/connectors",
+    status_code=201,
+    summary="Register a connector for an agency",
+    responses=problem_responses(401, 404, 422),
+)
+def register_connector(
+    agency_id: str, body: ConnectorIn, caller: CallerDep, hub: HubDep, session: SessionDep
+) -> ConnectorCreated:
+    """Register a connector and return its signing secret, shown once."""
+    if session.get(Agency, agency_id) is None or not (
+        caller.is_admin or caller.agency_id == agency_id
+    ):
+        raise _not_found("agency", agency_id)
+    _validate(body, hub)
+    connector_id = f"con_{secrets.token_hex(10)}"
+    secret, now = new_secret(), hub.clock()
+    row = Connector(
+        id=connector_id,
+        agency_id=agency_id,
+        kind=body.kind,
+        callback_url=body.callback_url,
+        public_jwk=body.public_jwk,
+        secrets_sealed=hub.sealer.seal([secret], context=secrets_context(connector_id)),
+        status="active",
+        created_at=now,
+    )
+    session.add(row)
+    audit.append(
+        session,
+        at=now,
+        action="connector_registered",
+        actor=caller.actor,
+        escalation_id=None,
+        detail={"agency_id": agency_id, "connector_id": connector_id, "kind": body.kind},
+    )
+    session.commit()
+    logger.info("connector registered", extra={"agency_id": agency_id, "connector_id": row.id})
+    return ConnectorCreated(**_out(row).model_dump(), signing_secret=secret)
+
+
+@router.post(
+    "/v1/connectors/{connector_id}/rotate-secret",
+    summary="Rotate a connector's signing secret",
+    responses=problem_responses(401, 403, 404),
+)
+def rotate_secret(
+    connector_id: str, caller: AgencyDep, hub: HubDep, session: SessionDep
+) -> SecretRotated:
+    """Add a new signing secret; the previous one stays valid until the next rotation."""
+    row = _owned(session, caller, connector_id, lock=True)  # two rotations must not interleave
+    secret = new_secret()
+    kept = [secret, *connector_secrets(hub, row)][:KEPT_SECRETS]
+    row.secrets_sealed = hub.sealer.seal(kept, context=secrets_context(row.id))
+    audit.append(
+        session,
+        at=hub.clock(),
+        action="connector_secret_rotated",
+        actor=caller.actor,
+        escalation_id=None,
+        detail={"connector_id": row.id, "valid_secrets": len(kept)},
+    )
+    session.commit()
+    logger.info("connector secret rotated", extra={"connector_id": row.id})
+    return SecretRotated(connector_id=row.id, signing_secret=secret, valid_secrets=len(kept))
+
+
+@router.get(
+    "/v1/connectors/{connector_id}",
+    summary="Read a connector (without secrets)",
+    responses=problem_responses(401, 404),
+)
+def read_connector(connector_id: str, caller: CallerDep, session: SessionDep) -> ConnectorOut:
+    """Return a connector to its agency or the administrator; secrets are never shown again."""
+    return _out(_owned(session, caller, connector_id))

@@ -1,0 +1,111 @@
+"""The callback URL guard: the hub only pushes to public HTTPS endpoints (no SSRF).
+
+A callback URL must be absolute, carry no user name or password, and name a host whose every
+resolved address is globally routable: loopback, private, link-local (e.g. the cloud metadata
+address 169.254.169.254), shared, multicast, reserved and unspecified addresses are refused,
+also when an IPv6 address carries one (IPv4-mapped, 6to4, NAT64). Only names are resolved
+(``socket.getaddrinfo``); no traffic is sent. With ``allow_loopback`` (development and test
+only) a loopback host is allowed, over ``http`` too.
+
+The guard runs at registration; a sender should resolve again at send time (DNS can change).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import SplitResult, urlsplit
+
+__all__ = ["CallbackUrlError", "Resolver", "check_callback_url", "refusal"]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[..., Sequence[tuple[Any, ...]]]
+MAX_URL_CHARS = 2000
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix
+
+
+class CallbackUrlError(ValueError):
+    """The callback URL is refused; the message says why and what to use instead."""
+
+
+def check_callback_url(
+    url: str, *, allow_loopback: bool, resolve: Resolver = socket.getaddrinfo
+) -> str:
+    """Return the URL if the hub may push to it, else raise CallbackUrlError."""
+    parts = _parse(url)
+    host = parts.hostname or ""
+    addresses = _resolve(host, parts, resolve)
+    loopback_only = all(a.is_loopback for a in addresses)
+    for address in addresses:
+        reason = refusal(address)
+        if reason is not None and not (allow_loopback and address.is_loopback):
+            raise CallbackUrlError(
+                f"the host {host} resolves to {address}, a {reason} address; "
+                "callbacks must reach a public HTTPS endpoint"
+            )
+    if parts.scheme != "https" and not (allow_loopback and loopback_only):
+        raise CallbackUrlError("the callback URL must use https://")
+    return url
+
+
+def refusal(address: IPAddress) -> str | None:
+    """Why this address may not receive callbacks, or None when it is public."""
+    embedded = _embedded_ipv4(address)
+    if embedded is not None:
+        return refusal(embedded)
+    checks = (
+        ("unspecified", address.is_unspecified),
+        ("loopback", address.is_loopback),
+        ("link-local", address.is_link_local),
+        ("private", address.is_private),
+        ("multicast", address.is_multicast),
+        ("reserved", address.is_reserved),
+        ("non-public", not address.is_global),
+    )
+    return next((name for name, hit in checks if hit), None)
+
+
+def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4 or NAT64), which is what it reaches."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+    return address.ipv4_mapped or address.sixtofour
+
+
+def _parse(url: str) -> SplitResult:
+    if not isinstance(url, str) or not url or len(url) > MAX_URL_CHARS:
+        raise CallbackUrlError(f"the callback URL must be 1 to {MAX_URL_CHARS} characters")
+    if any(ch.isspace() or ord(ch) < 0x20 for ch in url):
+        raise CallbackUrlError("the callback URL must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError on a malformed port
+    except ValueError as exc:
+        raise CallbackUrlError(f"the callback URL cannot be parsed: {exc}") from None
+    if parts.scheme not in ("https", "http"):
+        raise CallbackUrlError("the callback URL must be an absolute https:// URL")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise CallbackUrlError(
+            "the callback URL must not carry a user name or password; the hub signs each request"
+        )
+    if not parts.hostname:
+        raise CallbackUrlError("the callback URL has no host")
+    return parts
+
+
+def _resolve(host: str, parts: SplitResult, resolve: Resolver) -> list[IPAddress]:
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = resolve(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise CallbackUrlError(
+            f"the host {host} cannot be resolved ({type(exc).__name__}); check the name"
+        ) from None
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    if not addresses:
+        raise CallbackUrlError(f"the host {host} resolves to no address")
+    return addresses

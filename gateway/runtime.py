@@ -1,0 +1,206 @@
+"""Running the hub: every role in one process (embedded default) or one role per process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from enum import StrEnum
+from typing import Any
+
+import uvicorn
+from sqlalchemy import select
+
+from gateway.api.app import create_app
+from gateway.bootstrap import Hub
+from gateway.bus.consumer import PoisonMessage, Worker
+from gateway.bus.publisher import Publisher, broker_connection
+from gateway.bus.relay import Relay, replay_unprocessed
+from gateway.bus.topology import Topology
+from gateway.services.delivery import Dispatcher, handle_deliver
+from gateway.services.routing import handle_decide
+from gateway.services.scheduler import Scheduler
+from gateway.store.db import transaction
+from gateway.store.models import InboundEvent
+
+__all__ = ["ALL_ROLES", "Role", "Runtime"]
+
+logger = logging.getLogger(__name__)
+
+
+class Role(StrEnum):
+    GATEWAY = "gateway"
+    ROUTER = "router"
+    DELIVERY = "delivery"
+    SCHEDULER = "scheduler"
+
+
+ALL_ROLES = frozenset(Role)
+_WRITERS = {Role.GATEWAY, Role.ROUTER, Role.SCHEDULER}  # roles that write outbox rows
+
+
+class Runtime:
+    """Starts and stops the threads of the chosen roles around one Hub."""
+
+    def __init__(
+        self, hub: Hub, roles: Iterable[Role] = ALL_ROLES, *, partitions: list[int] | None = None
+    ) -> None:
+        self.hub = hub
+        self.roles = frozenset(roles)
+        self.partitions = partitions
+        self.topology = Topology.from_settings(hub.settings)
+        self.publisher = Publisher.from_settings(hub.settings, self.topology)
+        self.relay: Relay | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.scheduler: Scheduler | None = None
+        self.workers: list[Worker] = []
+        self.server: uvicorn.Server | None = None
+        self._broker_checked = (0.0, False)
+
+    def start(self) -> None:
+        """Declare the topology, recover what a crash left, then start each role's threads."""
+        settings = self.hub.settings
+        with broker_connection(settings.broker_url, timeout=settings.broker_timeout) as conn:
+            self.topology.declare(conn)
+        if settings.embedded:  # the memory transport forgot its queues when the process ended
+            replay_unprocessed(self.hub.sessions)
+        if self.roles & _WRITERS:
+            self.relay = Relay(
+                sessions=self.hub.sessions,
+                publisher=self.publisher,
+                interval=settings.relay_interval,
+                clock=self.hub.clock,
+            )
+            self.relay.start()
+        if Role.ROUTER in self.roles:
+            self._start_router()
+        if Role.DELIVERY in self.roles:
+            self._start_delivery()
+        if Role.SCHEDULER in self.roles:
+            self.scheduler = Scheduler(self.hub)
+            self.scheduler.start()
+        logger.info("runtime.started", extra={"roles": sorted(self.roles)})
+
+    def _poke(self) -> None:
+        if self.relay is not None:
+            self.relay.notify()
+
+    def _start_router(self) -> None:
+        self.recover_undecided()
+
+        def decide(message_id: str, payload: Mapping[str, Any]) -> None:
+            handle_decide(self.hub, message_id, payload)
+            self._poke()
+
+        self._start_worker("decide", decide, name="router", consume_from=self.partitions)
+
+    def _start_delivery(self) -> None:
+        dispatcher = Dispatcher(self.hub)
+        self.dispatcher = dispatcher
+        dispatcher.recover()
+
+        def deliver(message_id: str, payload: Mapping[str, Any]) -> None:
+            handle_deliver(self.hub, message_id, payload, dispatcher=dispatcher)
+
+        prefetch = self.hub.settings.delivery_concurrency * 4
+        self._start_worker("deliver", deliver, name="delivery", prefetch=prefetch)
+
+    def _start_worker(
+        self,
+        topic: str,
+        handler: Callable[[str, Mapping[str, Any]], None],
+        *,
+        name: str,
+        prefetch: int = 1,
+        consume_from: list[int] | None = None,
+    ) -> None:
+        settings = self.hub.settings
+        conn = broker_connection(settings.broker_url, timeout=settings.broker_timeout)
+        worker = Worker(
+            conn,
+            self.topology,
+            topic,
+            handler,
+            name=name,
+            prefetch=prefetch,
+            consume_from=consume_from,
+        )
+        worker.start_in_thread()
+        self.workers.append(worker)
+
+    def recover_undecided(self) -> int:
+        """Decide events accepted but not yet decided (e.g. the process died in between).
+
+        Reads the partial index of undecided events, never every escalation. An escalation
+        whose next event cannot be decided stays waiting for an operator (it is audited as
+        'undecidable'); it must not stop the others or the start-up.
+        """
+        with transaction(self.hub.sessions) as session:
+            waiting = select(InboundEvent.escalation_id).where(InboundEvent.decided_at.is_(None))
+            pending = session.scalars(waiting.distinct()).all()
+        decided = 0
+        for escalation_id in pending:
+            try:
+                decided += handle_decide(
+                    self.hub, f"recover:{escalation_id}", {"escalation_id": escalation_id}
+                )
+            except PoisonMessage:
+                logger.warning("runtime.recover_stuck", extra={"escalation_id": escalation_id})
+        if decided:
+            self._poke()
+        return decided
+
+    def broker_ready(self) -> bool:
+        """Whether the broker answers; cached for two seconds so probes stay cheap."""
+        checked_at, ok = self._broker_checked
+        if time.monotonic() - checked_at < 2.0:
+            return ok
+        settings = self.hub.settings
+        try:
+            with broker_connection(settings.broker_url, timeout=settings.broker_timeout) as c:
+                c.ensure_connection(max_retries=1, timeout=settings.broker_timeout)
+            ok = True
+        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            ok = False
+        self._broker_checked = (time.monotonic(), ok)
+        return ok
+
+    def make_server(self) -> uvicorn.Server:
+        app = create_app(self.hub, on_accepted=self._poke, broker_ready=self.broker_ready)
+        config = uvicorn.Config(
+            app,
+            host=self.hub.settings.host,
+            port=self.hub.settings.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        self.server = uvicorn.Server(config)
+        return self.server
+
+    def serve_forever(self) -> None:
+        """Run the HTTP gateway in this thread if it is a role, else wait until interrupted."""
+        if Role.GATEWAY in self.roles:
+            self.make_server().run()
+            return
+        stop = threading.Event()
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            return
+
+    def stop(self) -> None:
+        """Stop in dependency order: intake first, then workers, relay and deliveries."""
+        if self.server is not None:
+            self.server.should_exit = True
+        for worker in self.workers:
+            worker.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        if self.relay is not None:
+            self.relay.stop()
+        if self.dispatcher is not None:
+            self.dispatcher.close()
+        self.publisher.close()
+        logger.info("runtime.stopped")

@@ -1,0 +1,212 @@
+"""A decision's effects as rows, in the decision's own transaction (the transactional outbox).
+
+* Deadlines: the ``deadlines`` table mirrors the new state's deadlines (upserted by id, the
+  others deleted; none for a closed escalation), so the scheduler reads an index instead of
+  unsealing states. ``SetDeadline``/``ClearDeadline`` effects describe the same change; a
+  disagreement with the state is logged (the state wins).
+* ``StageUpdate``: one webhook Delivery per active connector of the recipient agency, id
+  ``{update_id}:{connector_id}`` (stable: the receiver's de-duplication key).
+* ``Notification``: a NotificationRow; for the business office a webhook Delivery per active
+  connector of each business office of the partnership and an email Delivery to its
+  ``notify_email``; for any other recipient (IRO, designated lead...) a webhook Delivery to
+  every party's active connectors, whose case systems route it to that role.
+
+Every Delivery holds its document sealed (context ``delivery:{id}``) and has a ``deliver``
+outbox row; a delivery that already exists is left alone (effects happen once).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.bootstrap import Hub
+from gateway.store.models import (
+    Agency,
+    Connector,
+    DeadlineRow,
+    Delivery,
+    EscalationRow,
+    NotificationRow,
+    OutboxMessage,
+    Party,
+)
+from router.decision import Decision
+from schemas.escalation import Deadline, Escalation
+from schemas.procedure import Recipient
+from schemas.updates import ClearDeadline, Notification, SetDeadline, StageUpdate
+
+__all__ = ["BUSINESS_OFFICE_KIND", "apply_effects", "sync_deadlines"]
+
+BUSINESS_OFFICE_KIND = "business_office"
+
+logger = logging.getLogger(__name__)
+
+
+def apply_effects(session: Session, hub: Hub, row: EscalationRow, decision: Decision) -> None:
+    """Write ``decision``'s effects for ``row`` into ``session`` (the caller commits)."""
+    now = hub.clock()
+    if decision.escalation is not None:
+        sync_deadlines(session, row.id, decision.escalation)
+        _check_deadline_effects(row.id, decision)
+    outbox = _Outbox(session, hub, row.id, now)
+    for effect in decision.effects:
+        if isinstance(effect, StageUpdate):
+            outbox.webhooks(
+                effect.update_id, effect, _active(session, [effect.recipient_agency_id])
+            )
+        elif isinstance(effect, Notification):
+            _notify(session, outbox, effect, now)
+    if outbox.count:
+        logger.info("effects.deliveries", extra={"escalation_id": row.id, "n": outbox.count})
+
+
+def sync_deadlines(session: Session, escalation_id: str, escalation: Escalation) -> None:
+    """Make the escalation's DeadlineRows equal its state's deadlines (none once closed)."""
+    wanted = {} if escalation.status.terminal else {d.id: d for d in escalation.deadlines}
+    query = select(DeadlineRow).where(DeadlineRow.escalation_id == escalation_id)
+    stored = {r.deadline_id: r for r in session.scalars(query)}
+    for deadline_id in stored.keys() - wanted.keys():
+        session.delete(stored[deadline_id])
+    for deadline_id, deadline in wanted.items():
+        target = stored.get(deadline_id)
+        if target is None:
+            target = DeadlineRow(escalation_id=escalation_id, deadline_id=deadline_id)
+            session.add(target)
+        _copy(deadline, target)
+
+
+def _copy(deadline: Deadline, target: DeadlineRow) -> None:
+    target.due = deadline.due
+    target.notice_at = deadline.notice_at
+    target.state = deadline.state.value
+    target.calendar_version = deadline.calendar_version
+
+
+def _check_deadline_effects(escalation_id: str, decision: Decision) -> None:
+    """Log (ids only) where Set/ClearDeadline effects disagree with the state's deadlines."""
+    assert decision.escalation is not None
+    state = {d.id: d for d in decision.escalation.deadlines}
+    claimed: dict[str, Deadline | None] = {}
+    for effect in decision.effects:
+        if isinstance(effect, SetDeadline):
+            claimed[effect.deadline.id] = effect.deadline
+        elif isinstance(effect, ClearDeadline):
+            claimed[effect.deadline_id] = None
+    disagree = sorted(i for i, d in claimed.items() if state.get(i) != d)
+    if disagree:
+        logger.warning(
+            "effects.deadline_effects_disagree",
+            extra={"escalation_id": escalation_id, "deadline_ids": disagree, "rule": decision.rule},
+        )
+
+
+def _notify(session: Session, outbox: _Outbox, note: Notification, now: datetime) -> None:
+    if session.get(NotificationRow, note.notification_id) is None:
+        session.add(
+            NotificationRow(
+                id=note.notification_id,
+                escalation_id=note.escalation_id,
+                partnership=note.partnership,
+                recipient=note.recipient.value,
+                stage=note.stage,
+                clause=note.clause,
+                reason=note.reason,
+                immediate=note.immediate,
+                created_at=now,
+            )
+        )
+    if note.recipient is not Recipient.BUSINESS_OFFICE:
+        parties = select(Party.agency_id).where(Party.escalation_id == note.escalation_id)
+        outbox.webhooks(note.notification_id, note, _active(session, session.scalars(parties)))
+        return
+    offices = _business_offices(session, note.partnership)
+    if not offices:
+        logger.warning("effects.no_business_office", extra={"partnership": note.partnership})
+    outbox.webhooks(note.notification_id, note, _active(session, [o.id for o in offices]))
+    for office in offices:
+        if office.notify_email:
+            delivery_id = f"{note.notification_id}:email:{office.id}"
+            outbox.deliver(delivery_id, note, channel="email", target=office.notify_email)
+
+
+def _business_offices(session: Session, partnership: str) -> list[Agency]:
+    """The partnership's business offices (few rows: filtered here, portable across stores)."""
+    query = select(Agency).where(Agency.kind == BUSINESS_OFFICE_KIND).order_by(Agency.id)
+    return [
+        a for a in session.scalars(query) if partnership in (a.partnerships or {}).get("ids", [])
+    ]
+
+
+def _active(session: Session, agency_ids: Iterable[str]) -> Sequence[Connector]:
+    ids = sorted(set(agency_ids))
+    if not ids:
+        return []
+    query = (
+        select(Connector)
+        .where(Connector.agency_id.in_(ids), Connector.status == "active")
+        .order_by(Connector.id)
+    )
+    return session.scalars(query).all()
+
+
+class _Outbox:
+    """Deliveries and their ``deliver`` outbox rows for one decision."""
+
+    def __init__(self, session: Session, hub: Hub, escalation_id: str, now: datetime) -> None:
+        self.session, self.hub, self.escalation_id, self.now = session, hub, escalation_id, now
+        self.count = 0
+
+    def webhooks(
+        self, base_id: str, document: StageUpdate | Notification, to: Sequence[Connector]
+    ) -> None:
+        for connector in to:
+            self.deliver(
+                f"{base_id}:{connector.id}",
+                document,
+                channel="webhook",
+                target=connector.callback_url,
+                connector_id=connector.id,
+            )
+
+    def deliver(
+        self,
+        delivery_id: str,
+        document: StageUpdate | Notification,
+        *,
+        channel: str,
+        target: str,
+        connector_id: str | None = None,
+    ) -> None:
+        if self.session.get(Delivery, delivery_id) is not None:
+            return
+        sealed = self.hub.sealer.seal(
+            document.model_dump(mode="json"), context=f"delivery:{delivery_id}"
+        )
+        self.session.add(
+            Delivery(
+                id=delivery_id,
+                escalation_id=self.escalation_id,
+                connector_id=connector_id,
+                channel=channel,
+                target=target,
+                document_sealed=sealed,
+                status="pending",
+                attempts=0,
+                created_at=self.now,
+            )
+        )
+        self.session.add(
+            OutboxMessage(
+                message_id=f"deliver:{delivery_id}",
+                topic="deliver",
+                routing_key="deliver",
+                payload={"delivery_id": delivery_id},
+                created_at=self.now,
+            )
+        )
+        self.count += 1
