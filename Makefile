@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck contracts unit schema clean
+.PHONY: run test lint typecheck contracts unit schema bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("escalation-hub needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -32,6 +32,9 @@ contracts: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/escalation-hub bench $(BENCH_ARGS)
 
 schema: $(STAMP)
 	$(BIN)/escalation-hub schema export schemas/json

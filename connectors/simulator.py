@@ -1,7 +1,9 @@
-"""A simulated agency case system: receives the hub's updates, decrypts, verifies, stores.
+"""A simulated agency case system: receives the hub's updates, decrypts, verifies, files, answers.
 
-It uses only standard libraries an agency would use (joserfc for JWE, standardwebhooks for
-signatures), never the hub's own code, so it proves that what the hub sends interoperates.
+It uses what an agency would: joserfc for the JWE, standardwebhooks for the signature, and
+its own native format (the connector's ``read_outbound``) to file each update under its own
+case reference; it answers in that format (the connector's ``acknowledge``). It never uses
+the hub's gateway code, so it proves that what the hub sends interoperates.
 """
 
 from __future__ import annotations
@@ -11,36 +13,53 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Final
 
 from joserfc import jwe
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-__all__ = ["CaseSystem", "Received"]
+from connectors.base import Connector, OutboundRecord, Rendered, TranslationError
+from connectors.generic import GenericConnector
+
+__all__ = ["UNFILED", "CaseSystem", "Received"]
+
+UNFILED: Final = "(no case reference)"
 
 
 @dataclass(frozen=True)
 class Received:
-    """One update as the case system filed it."""
+    """One update as the case system filed it: the native document and how it read it."""
 
     webhook_id: str
     media_type: str
-    document: dict[str, Any]
+    body: bytes
+    record: OutboundRecord | None = None
+
+    @property
+    def document(self) -> Any:
+        """The native document: parsed JSON, or the text of any other format."""
+        if self.media_type.endswith(("/json", "+json")):
+            return json.loads(self.body)
+        return self.body.decode("utf-8", "replace")
 
 
 @dataclass
 class CaseSystem:
-    """An HTTP receiver on loopback with the agency's private key and signing secret."""
+    """An HTTP receiver on loopback with the agency's private key, secret and native format."""
 
     name: str
     private_jwk: Mapping[str, Any]
     secret: str = ""
+    connector: Connector = field(default_factory=GenericConnector)
     received: list[Received] = field(default_factory=list)
+    filed: dict[str, list[Received]] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
     deliveries: int = 0
     fail_next: list[int] = field(default_factory=list)  # status codes to answer first
     on_receive: Callable[[Received], None] | None = None
+    answers: dict[str, Rendered] = field(default_factory=dict)  # webhook id -> native answer
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -69,7 +88,10 @@ class CaseSystem:
             return self._lock.wait_for(lambda: predicate(self.received), timeout)
 
     def accept(self, headers: Mapping[str, str], body: bytes) -> int:
-        """Verify, decrypt and file one request; the HTTP status to answer."""
+        """Verify, decrypt, read and file one request; the HTTP status to answer.
+
+        The native answer to a filed document is kept in ``answers`` by webhook id.
+        """
         with self._lock:
             self.deliveries += 1
             if self.fail_next:
@@ -77,21 +99,42 @@ class CaseSystem:
         try:
             Webhook(self.secret).verify(body, dict(headers), json_parse=False)
         except WebhookVerificationError:
-            self.refused.append("signature")
-            return 401
-        keys = KeySet.import_key_set({"keys": [dict(self.private_jwk)]})
-        token = jwe.decrypt_compact(body, keys)
+            return self._refuse("signature", 401)
+        try:
+            keys = KeySet.import_key_set({"keys": [dict(self.private_jwk)]})
+            token = jwe.decrypt_compact(body, keys)
+        except (JoseError, ValueError):
+            return self._refuse("decryption", 400)
         media_type = str(token.protected.get("cty", "application/json"))
-        document = json.loads(token.plaintext or b"{}")
-        item = Received(headers.get("webhook-id", ""), media_type, document)
+        rendered = Rendered(token.plaintext or b"", media_type)
+        try:
+            record: OutboundRecord | None = self.connector.read_outbound(rendered)
+        except TranslationError:
+            return self._refuse("document", 422)
+        except NotImplementedError:
+            record = None
+        webhook_id = headers.get("webhook-id", "")
+        answer = self.connector.acknowledge(rendered)
+        with self._lock:
+            self.answers[webhook_id] = answer
+        self._file(Received(webhook_id, media_type, rendered.body, record))
+        return 200
+
+    def _refuse(self, why: str, status: int) -> int:
+        with self._lock:
+            self.refused.append(why)
+        return status
+
+    def _file(self, item: Received) -> None:
         with self._lock:
             if item.webhook_id not in self._seen:  # repeat deliveries carry the same id
                 self._seen.add(item.webhook_id)
                 self.received.append(item)
+                reference = (item.record.case_reference if item.record else None) or UNFILED
+                self.filed.setdefault(reference, []).append(item)
                 if self.on_receive is not None:
                     self.on_receive(item)
             self._lock.notify_all()
-        return 200
 
 
 def _handler_for(system: CaseSystem) -> type[BaseHTTPRequestHandler]:
@@ -101,9 +144,14 @@ def _handler_for(system: CaseSystem) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
             status = system.accept(headers, body)
+            answer = system.answers.get(headers.get("webhook-id", "")) if status == 200 else None
             self.send_response(status)
-            self.send_header("content-length", "0")
+            payload = answer.body if answer is not None else b""
+            if answer is not None:
+                self.send_header("content-type", answer.media_type)
+            self.send_header("content-length", str(len(payload)))
             self.end_headers()
+            self.wfile.write(payload)
 
         def log_message(self, format: str, *args: Any) -> None:
             return  # quiet: the demo prints what matters

@@ -75,7 +75,7 @@ def resolve_secrets(settings: Settings) -> Settings:
         _announce(stored["admin_token"], path)
     update: dict[str, Any] = {name: SecretStr(stored[name]) for name in missing}
     if "data_keys" in missing:
-        update["data_key_active"] = DEV_KEY_ID
+        update["data_key_active"] = stored.get("data_key_active") or DEV_KEY_ID
     return settings.model_copy(update=update)
 
 

@@ -1,4 +1,10 @@
-"""Running the hub: every role in one process (embedded default) or one role per process."""
+"""Running the hub: every role in one process (embedded default) or one role per process.
+
+Start-up first loads every installed connector (one that fails to load stops it), then
+declares the bus topology and starts each role's threads: the outbox relay (writer roles),
+the decide workers and the background re-encryption (router), the delivery dispatcher with a
+periodic ``recover()`` (delivery), the deadline sweep and the audit checkpoints (scheduler).
+"""
 
 from __future__ import annotations
 
@@ -11,20 +17,27 @@ from typing import Any
 
 import uvicorn
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
+from connectors.registry import Registry, default_registry
 from gateway.api.app import create_app
 from gateway.bootstrap import Hub
 from gateway.bus.consumer import PoisonMessage, Worker
 from gateway.bus.publisher import Publisher, broker_connection
 from gateway.bus.relay import Relay, replay_unprocessed
 from gateway.bus.topology import Topology
+from gateway.services import checkpoints
 from gateway.services.delivery import Dispatcher, handle_deliver
+from gateway.services.rekey import Rekeyer
 from gateway.services.routing import handle_decide
 from gateway.services.scheduler import Scheduler
+from gateway.store.audit import signing_key_from_text
 from gateway.store.db import transaction
 from gateway.store.models import InboundEvent
 
-__all__ = ["ALL_ROLES", "Role", "Runtime"]
+__all__ = ["ALL_ROLES", "RECOVER_EVERY_SECONDS", "Role", "Runtime"]
+
+RECOVER_EVERY_SECONDS = 60.0  # the delivery role re-dispatches pending deliveries this often
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +62,10 @@ class Runtime:
         self.hub = hub
         self.roles = frozenset(roles)
         self.partitions = partitions
+        self.connectors: Registry | None = None
+        self.rekeyer: Rekeyer | None = None
+        self.checkpointer: checkpoints.Checkpointer | None = None
+        self._recovering: _Every | None = None
         self.topology = Topology.from_settings(hub.settings)
         self.publisher = Publisher.from_settings(hub.settings, self.topology)
         self.relay: Relay | None = None
@@ -59,8 +76,9 @@ class Runtime:
         self._broker_checked = (0.0, False)
 
     def start(self) -> None:
-        """Declare the topology, recover what a crash left, then start each role's threads."""
+        """Load the connectors, declare the topology, recover what a crash left, start roles."""
         settings = self.hub.settings
+        self.connectors = default_registry()  # ConnectorLoadError stops start-up here
         with broker_connection(settings.broker_url, timeout=settings.broker_timeout) as conn:
             self.topology.declare(conn)
         if settings.embedded:  # the memory transport forgot its queues when the process ended
@@ -78,8 +96,7 @@ class Runtime:
         if Role.DELIVERY in self.roles:
             self._start_delivery()
         if Role.SCHEDULER in self.roles:
-            self.scheduler = Scheduler(self.hub)
-            self.scheduler.start()
+            self._start_scheduler()
         logger.info("runtime.started", extra={"roles": sorted(self.roles)})
 
     def _poke(self) -> None:
@@ -94,6 +111,8 @@ class Runtime:
             self._poke()
 
         self._start_worker("decide", decide, name="router", consume_from=self.partitions)
+        self.rekeyer = Rekeyer(self.hub)
+        self.rekeyer.start()  # only when the key ring holds an old key
 
     def _start_delivery(self) -> None:
         dispatcher = Dispatcher(self.hub)
@@ -105,6 +124,16 @@ class Runtime:
 
         prefetch = self.hub.settings.delivery_concurrency * 4
         self._start_worker("deliver", deliver, name="delivery", prefetch=prefetch)
+        self._recovering = _Every(RECOVER_EVERY_SECONDS, dispatcher.recover, name="eh-recover")
+        self._recovering.start()
+
+    def _start_scheduler(self) -> None:
+        self.scheduler = Scheduler(self.hub)
+        self.scheduler.start()
+        key = signing_key_from_text(self.hub.settings.audit_signing_key.get_secret_value())
+        poll = checkpoints.CHECKPOINT_POLL_SECONDS  # read now: tests may shorten it
+        self.checkpointer = checkpoints.Checkpointer(self.hub, signing_key=key, poll=poll)
+        self.checkpointer.start()
 
     def _start_worker(
         self,
@@ -167,7 +196,12 @@ class Runtime:
         return ok
 
     def make_server(self) -> uvicorn.Server:
-        app = create_app(self.hub, on_accepted=self._poke, broker_ready=self.broker_ready)
+        app = create_app(
+            self.hub,
+            on_accepted=self._poke,
+            broker_ready=self.broker_ready,
+            connectors=self.connectors,
+        )
         config = uvicorn.Config(
             app,
             host=self.hub.settings.host,
@@ -196,11 +230,36 @@ class Runtime:
             self.server.should_exit = True
         for worker in self.workers:
             worker.stop()
-        if self.scheduler is not None:
-            self.scheduler.stop()
+        for thread in (self.rekeyer, self.checkpointer, self._recovering, self.scheduler):
+            if thread is not None:
+                thread.stop()
         if self.relay is not None:
             self.relay.stop()
         if self.dispatcher is not None:
             self.dispatcher.close()
         self.publisher.close()
         logger.info("runtime.stopped")
+
+
+class _Every:
+    """Calls ``job`` every ``seconds`` on a thread until stopped; store errors are logged."""
+
+    def __init__(self, seconds: float, job: Callable[[], object], *, name: str) -> None:
+        self._seconds, self._job, self._name = seconds, job, name
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._seconds):
+            try:
+                self._job()
+            except SQLAlchemyError as exc:
+                logger.warning(f"{self._name}.failed", extra={"error": type(exc).__name__})

@@ -1,6 +1,9 @@
 """The FastAPI application: ``create_app(hub)`` wires routes, problem handlers and limits.
 
 Nothing connects here: the Hub arrives built, and requests reach the database only through it.
+Middleware, outermost first: ``CatchUnexpected`` (500 problem), ``RateLimit`` (429 per
+connector, before anything is read), ``BodyLimit`` (413), ``ReplayGuard`` (409 for a
+``webhook-id`` reused with a different body), then the routes.
 """
 
 from __future__ import annotations
@@ -10,8 +13,11 @@ from collections.abc import Callable
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from connectors.registry import Registry
 from gateway.api import problems
 from gateway.api.problems import CatchUnexpected, ProblemError, problem_response
+from gateway.api.ratelimit import RateLimit, TokenBuckets
+from gateway.api.replay import ReplayGuard
 from gateway.api.routes_admin import router as admin_router
 from gateway.api.routes_connectors import router as connectors_router
 from gateway.api.routes_events import router as events_router
@@ -72,8 +78,14 @@ def create_app(
     *,
     on_accepted: Callable[[], None] | None = None,
     broker_ready: Callable[[], bool] | None = None,
+    rate_limits: TokenBuckets | None = None,
+    connectors: Registry | None = None,
 ) -> FastAPI:
-    """The hub's HTTP API around one Hub; ``on_accepted`` pokes the outbox relay after 202s."""
+    """The hub's HTTP API around one Hub; ``on_accepted`` pokes the outbox relay after 202s.
+
+    ``rate_limits`` defaults to the per-connector buckets of ``gateway.api.ratelimit``;
+    ``connectors`` to the installed registry (loaded on first use).
+    """
     app = FastAPI(
         title="escalation-hub",
         version="1",
@@ -86,9 +98,13 @@ def create_app(
     app.state.hub = hub
     app.state.on_accepted = on_accepted
     app.state.broker_ready = broker_ready
+    if connectors is not None:
+        app.state.connectors = connectors
     problems.install(app)
     for router in (admin_router, connectors_router, events_router, reads_router, ops_router):
         app.include_router(router)
+    app.add_middleware(ReplayGuard, hub=hub)  # added first: the innermost
     app.add_middleware(BodyLimit, limit=hub.settings.max_body_bytes)
+    app.add_middleware(RateLimit, buckets=rate_limits or TokenBuckets())
     app.add_middleware(CatchUnexpected)  # added last: the outermost
     return app

@@ -1,4 +1,9 @@
-"""Connectors: registering one for an agency, rotating its signing secret, reading it back."""
+"""Connectors: registering one for an agency, rotating its signing secret, reading it back.
+
+A connector's ``kind`` must be an installed connector (``GET /v1/connector-kinds`` lists them)
+and its ``config`` must fit that kind's config model: the fields are stored in clear, except
+``SecretStr`` fields, which are sealed apart and shown masked.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,18 @@ import secrets
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.orm import Session
 
 from gateway.api.auth import AgencyDep, Caller, CallerDep, HubDep, SessionDep
+from gateway.api.connector_config import (
+    checked_config,
+    config_context,
+    plugin_of,
+    registry_of,
+    split_config,
+)
 from gateway.api.problems import ProblemError, problem_responses
 from gateway.api.urls import CallbackUrlError, check_callback_url
 from gateway.bootstrap import Hub
@@ -24,6 +36,7 @@ from security.webhooks import new_secret
 __all__ = [
     "ConnectorCreated",
     "ConnectorIn",
+    "ConnectorKind",
     "ConnectorOut",
     "SecretRotated",
     "connector_secrets",
@@ -43,9 +56,10 @@ class ConnectorIn(BaseModel):
         extra="forbid",
         json_schema_extra={
             "example": {
-                "kind": "generic",
-                "callback_url": "https://case-system.nhft.example/escalation-hub",
+                "kind": "social-care",
+                "callback_url": "https://case-system.nctrust.example/escalation-hub",
                 "public_jwk": {"kty": "EC", "crv": "P-256", "x": "...", "y": "...", "use": "enc"},
+                "config": {"partnership": "northamptonshire", "organisations": {"RP1": "nhft"}},
             }
         },
     )
@@ -55,6 +69,22 @@ class ConnectorIn(BaseModel):
     )
     callback_url: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
     public_jwk: dict[str, Any] = Field(description="The public encryption key (RSA or EC JWK).")
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Settings of the connector kind (see GET /v1/connector-kinds).",
+    )
+
+
+class ConnectorKind(BaseModel):
+    """An installed connector: what it reads and writes, and the config it takes."""
+
+    kind: str
+    title: str
+    version: str
+    reads: list[str]
+    writes: list[str]
+    description: str
+    config_schema: dict[str, Any]
 
 
 class ConnectorOut(BaseModel):
@@ -65,6 +95,7 @@ class ConnectorOut(BaseModel):
     kind: str
     callback_url: str
     public_jwk: dict[str, Any]
+    config: dict[str, Any] = Field(description="The kind's settings; secret fields masked.")
     status: str
     created_at: datetime
 
@@ -101,6 +132,7 @@ def _out(row: Connector) -> ConnectorOut:
         kind=row.kind,
         callback_url=row.callback_url,
         public_jwk=row.public_jwk,
+        config=dict(row.config or {}),
         status=row.status,
         created_at=row.created_at,
     )
@@ -135,13 +167,20 @@ def _validate(body: ConnectorIn, hub: Hub) -> None:
     responses=problem_responses(401, 404, 422),
 )
 def register_connector(
-    agency_id: str, body: ConnectorIn, caller: CallerDep, hub: HubDep, session: SessionDep
+    agency_id: str,
+    body: ConnectorIn,
+    caller: CallerDep,
+    hub: HubDep,
+    session: SessionDep,
+    request: Request,
 ) -> ConnectorCreated:
     """Register a connector and return its signing secret, shown once."""
     if session.get(Agency, agency_id) is None or not (
         caller.is_admin or caller.agency_id == agency_id
     ):
         raise _not_found("agency", agency_id)
+    plugin = plugin_of(registry_of(request), body.kind)
+    clear, secret_config = split_config(checked_config(plugin, body.config))
     _validate(body, hub)
     connector_id = f"con_{secrets.token_hex(10)}"
     secret, now = new_secret(), hub.clock()
@@ -154,6 +193,10 @@ def register_connector(
         secrets_sealed=hub.sealer.seal([secret], context=secrets_context(connector_id)),
         status="active",
         created_at=now,
+        config=clear,
+        config_secrets_sealed=hub.sealer.seal(secret_config, context=config_context(connector_id))
+        if secret_config
+        else None,
     )
     session.add(row)
     audit.append(
@@ -203,3 +246,24 @@ def rotate_secret(
 def read_connector(connector_id: str, caller: CallerDep, session: SessionDep) -> ConnectorOut:
     """Return a connector to its agency or the administrator; secrets are never shown again."""
     return _out(_owned(session, caller, connector_id))
+
+
+@router.get(
+    "/v1/connector-kinds",
+    summary="List the installed connector kinds",
+    responses=problem_responses(401),
+)
+def list_kinds(caller: CallerDep, request: Request) -> list[ConnectorKind]:
+    """Every installed connector: media types read and written, and its config's JSON Schema."""
+    return [
+        ConnectorKind(
+            kind=plugin.meta.kind,
+            title=plugin.meta.title,
+            version=plugin.meta.version,
+            reads=list(plugin.meta.reads),
+            writes=list(plugin.meta.writes),
+            description=plugin.meta.description,
+            config_schema=plugin.config_model.model_json_schema(),
+        )
+        for plugin in registry_of(request)
+    ]

@@ -1,14 +1,15 @@
-"""Signed ingest: a connector POSTs CloudEvents; a 202 means they are durably stored.
+"""Signed ingest: a connector POSTs its native documents; a 202 means they are durably stored.
 
 Order of checks, cheapest and least trusting first: the size, declared and counted while
-reading (``app.BodyLimit``, 413), the connector, the Standard Webhooks signature, JSON (position
-of a syntax error, nesting depth), the batch size, each event against the common schema
-(errors name fields, never values), then ``ingest.accept`` stores it all in one transaction.
+reading (``app.BodyLimit``, 413), the connector, the Standard Webhooks signature, the media
+type (one its kind reads, 415), then the connector kind's ``translate_inbound`` (400 for a
+malformed document, 422 for one it cannot translate: errors name native fields, never values),
+the batch size, then ``ingest.accept`` stores it all in one transaction. The generic connector
+reads the common schema itself (CloudEvents JSON, one event or a batch).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -16,26 +17,27 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
+from connectors.base import Connector as ConnectorPlugin
+from connectors.base import InboundContext, MalformedDocument, TranslationError, essence
+from connectors.registry import Registry, UnknownConnectorKind
 from gateway.api.auth import HubDep
+from gateway.api.connector_config import registry_of, stored_config
 from gateway.api.problems import RETRY_AFTER, ProblemError, problem_responses
 from gateway.api.routes_connectors import connector_secrets
 from gateway.bootstrap import Hub
 from gateway.metrics import INGEST_REFUSED
 from gateway.services import ingest
 from gateway.store.models import Connector
-from schemas.envelope import AgencyEvent, agency_event_adapter
-from schemas.errors import FieldProblem, describe
+from schemas.envelope import AgencyEvent
 from security.errors import SignatureError
 from security.webhooks import HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, verify
 
-__all__ = ["MAX_DEPTH", "parse_events", "router"]
+__all__ = ["router"]
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["events"])
-MAX_DEPTH = 32
 _EXAMPLE = {
     "specversion": "1.0",
     "id": "evt-0001",
@@ -106,104 +108,123 @@ def _verify(hub: Hub, secrets: list[str], headers: Mapping[str, str], body: byte
         ) from None
 
 
-def parse_events(body: bytes, *, max_batch: int) -> list[AgencyEvent]:
-    """Parse and validate a CloudEvent or a batch of them; refuse with a problem otherwise."""
-    document = _json(body)
-    items = document if isinstance(document, list) else [document]
-    if not isinstance(document, list | dict) or not 1 <= len(items) <= max_batch:
+def _translated(
+    hub: Hub, registry: Registry, row: Connector, headers: Mapping[str, str], body: bytes
+) -> list[AgencyEvent]:
+    """The body in the common schema, by the connector kind's own translation."""
+    plugin = _plugin(registry, row)
+    media_type = essence(headers.get("content-type"))
+    if media_type not in plugin.meta.reads:
+        reads = ", ".join(plugin.meta.reads)
+        raise _refuse(
+            "media_type",
+            415,
+            "Unsupported media type",
+            f"a '{row.kind}' connector reads {reads}; send the body with one of them as its "
+            "Content-Type",
+            field="content-type",
+            headers={"Accept-Post": reads},
+            accepted=list(plugin.meta.reads),
+        )
+    context = InboundContext(
+        agency_id=row.agency_id,
+        connector_id=row.id,
+        received_at=hub.clock(),
+        config=stored_config(hub, row, plugin),
+        max_events=hub.settings.max_batch,
+    )
+    try:
+        events = plugin.translate_inbound(body, media_type, context=context)
+    except TranslationError as exc:
+        raise _untranslatable(row.kind, exc) from None
+    if not 1 <= len(events) <= hub.settings.max_batch:
         raise _refuse(
             "batch",
             422,
             "Invalid batch",
-            f"send one CloudEvent object or an array of 1 to {max_batch} of them",
+            f"the document became {len(events)} events; send 1 to {hub.settings.max_batch}",
             field="(body)",
         )
-    events: list[AgencyEvent] = []
-    problems: list[FieldProblem] = []
-    for index, item in enumerate(items):
-        try:
-            events.append(agency_event_adapter.validate_python(item))
-        except ValidationError as exc:
-            problems.extend(_located(index, exc))
-    if problems:
-        detail = f"{len(problems)} field(s) are invalid; see 'errors', fix and resend"
-        raise _refuse("invalid", 422, "Invalid event", detail, errors=problems)
     return events
 
 
-def _json(body: bytes) -> Any:
+def _plugin(registry: Registry, row: Connector) -> ConnectorPlugin:
     try:
-        document = json.loads(body, parse_constant=_no_constants)
-    except json.JSONDecodeError as exc:
+        return registry.get(row.kind)
+    except UnknownConnectorKind as exc:
         raise _refuse(
-            "json",
-            400,
-            "Malformed JSON",
-            f"the body is not JSON: {exc.msg}",
-            field="(body)",
-            position={"line": exc.lineno, "column": exc.colno, "offset": exc.pos},
+            "unknown_kind",
+            409,
+            "Connector kind not installed",
+            f"connector '{row.id}' is of kind '{row.kind}', which this hub no longer has "
+            f"(installed: {', '.join(exc.known)}); ask the hub administrator",
         ) from None
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise _refuse("json", 400, "Malformed JSON", str(exc), field="(body)") from None
-    except RecursionError:
-        document = None
-    if document is None or _depth(document) > MAX_DEPTH:
-        detail = f"the JSON is nested more than {MAX_DEPTH} levels deep"
-        raise _refuse("depth", 422, "JSON too deep", detail, field="(body)")
-    return document
 
 
-def _no_constants(name: str) -> None:
-    raise ValueError(f"the body uses {name}, which JSON does not allow; send a number or null")
-
-
-def _depth(document: Any) -> int:
-    """Nesting depth of containers, without recursion."""
-    deepest, stack = 0, [(document, 1)]
-    while stack:
-        node, level = stack.pop()
-        if isinstance(node, dict | list):
-            deepest = max(deepest, level)
-            children = node.values() if isinstance(node, dict) else node
-            stack.extend((child, level + 1) for child in children)
-    return deepest
-
-
-def _located(index: int, exc: ValidationError) -> list[FieldProblem]:
-    """The problems of event ``index``, each path prefixed ``[index]``; values never shown."""
-    located = []
-    for problem in describe(exc):
-        path = "" if problem.field == "(body)" else f".{problem.field}"
-        located.append(problem.model_copy(update={"field": f"[{index}]{path}"}))
-    return located
+def _untranslatable(kind: str, exc: TranslationError) -> ProblemError:
+    """A TranslationError as a problem: 400 if malformed, else 422; paths, never values."""
+    malformed = isinstance(exc, MalformedDocument)
+    problems = exc.problems
+    detail = (
+        exc.problem
+        if len(problems) == 1
+        else f"{len(problems)} problems in the '{kind}' document; see 'errors', fix and resend"
+    )
+    extra: dict[str, Any] = {"connector_kind": kind}
+    if isinstance(exc, MalformedDocument) and exc.position is not None:
+        extra["position"] = exc.position
+    return _refuse(
+        "malformed" if malformed else "invalid",
+        400 if malformed else 422,
+        exc.title or ("Malformed document" if malformed else "Untranslatable document"),
+        detail,
+        field=exc.path,
+        errors=list(problems),
+        **extra,
+    )
 
 
 def _checked(
-    hub: Hub, secrets: list[str], headers: Mapping[str, str], body: bytes
+    hub: Hub,
+    registry: Registry,
+    row: Connector,
+    secrets: list[str],
+    headers: Mapping[str, str],
+    body: bytes,
 ) -> tuple[str, list[AgencyEvent]]:
-    """The webhook id and the valid events of a signed body (CPU work, off the event loop)."""
+    """The webhook id and the translated events of a signed body (CPU work, off the loop)."""
     webhook_id = _verify(hub, secrets, headers, body)
-    return webhook_id, parse_events(body, max_batch=hub.settings.max_batch)
+    return webhook_id, _translated(hub, registry, row, headers, body)
 
 
 @router.post(
     "/v1/connectors/{connector_id}/events",
     status_code=202,
-    summary="Send signed events (one CloudEvent or an array)",
-    responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503),
+    summary="Send a signed native document (generic connectors: one CloudEvent or an array)",
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503),
     openapi_extra={
         "parameters": [
             {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
             for name in (HEADER_ID, HEADER_TIMESTAMP, HEADER_SIGNATURE)
         ],
-        "requestBody": {"required": True, "content": {"application/json": _BODY}},
+        "requestBody": {
+            "required": True,
+            "description": (
+                "The connector kind's native document, in a media type the kind reads "
+                "(GET /v1/connector-kinds); for the generic kind, CloudEvents JSON."
+            ),
+            "content": {"application/json": _BODY},
+        },
     },
 )
 async def post_events(connector_id: str, request: Request, hub: HubDep) -> JSONResponse:
-    """Verify, validate and durably accept events; answers 202 with their ids."""
+    """Verify, translate and durably accept events; answers 202 with their ids."""
     connector, secrets = await run_in_threadpool(_connector, hub, connector_id)
     body = await request.body()  # BodyLimit (app.py) refuses it with 413 past max_body_bytes
-    webhook_id, events = await run_in_threadpool(_checked, hub, secrets, request.headers, body)
+    registry = registry_of(request)
+    webhook_id, events = await run_in_threadpool(
+        _checked, hub, registry, connector, secrets, request.headers, body
+    )
     try:
         accepted = await run_in_threadpool(
             ingest.accept,

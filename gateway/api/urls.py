@@ -7,7 +7,10 @@ also when an IPv6 address carries one (IPv4-mapped, 6to4, NAT64). Only names are
 (``socket.getaddrinfo``); no traffic is sent. With ``allow_loopback`` (development and test
 only) a loopback host is allowed, over ``http`` too.
 
-The guard runs at registration; a sender should resolve again at send time (DNS can change).
+The guard runs at registration (``check_callback_url``) and again at send time: the delivery
+worker's transport (``gateway.services.egress``) vets every address it is about to connect to
+with ``vet_addresses`` and connects to the vetted address only, so a name that later resolves
+elsewhere (DNS rebinding) is refused before any byte is sent.
 """
 
 from __future__ import annotations
@@ -18,7 +21,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-__all__ = ["CallbackUrlError", "Resolver", "check_callback_url", "refusal"]
+__all__ = [
+    "CallbackUrlError",
+    "ForbiddenAddress",
+    "IPAddress",
+    "Resolver",
+    "UnresolvableHost",
+    "check_callback_url",
+    "refusal",
+    "vet_addresses",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[..., Sequence[tuple[Any, ...]]]
@@ -30,24 +42,50 @@ class CallbackUrlError(ValueError):
     """The callback URL is refused; the message says why and what to use instead."""
 
 
+class ForbiddenAddress(CallbackUrlError):
+    """The callback host resolves to an address the hub must not reach."""
+
+    def __init__(self, host: str, address: IPAddress, reason: str) -> None:
+        super().__init__(
+            f"the host {host} resolves to {address}, a {reason} address; "
+            "callbacks must reach a public HTTPS endpoint"
+        )
+        self.host, self.address, self.reason = host, address, reason
+
+
+class UnresolvableHost(CallbackUrlError):
+    """The callback host does not resolve (now): maybe a typo, maybe a passing DNS failure."""
+
+
 def check_callback_url(
     url: str, *, allow_loopback: bool, resolve: Resolver = socket.getaddrinfo
 ) -> str:
     """Return the URL if the hub may push to it, else raise CallbackUrlError."""
     parts = _parse(url)
-    host = parts.hostname or ""
-    addresses = _resolve(host, parts, resolve)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    addresses = vet_addresses(
+        parts.hostname or "", port, allow_loopback=allow_loopback, resolve=resolve
+    )
     loopback_only = all(a.is_loopback for a in addresses)
-    for address in addresses:
-        reason = refusal(address)
-        if reason is not None and not (allow_loopback and address.is_loopback):
-            raise CallbackUrlError(
-                f"the host {host} resolves to {address}, a {reason} address; "
-                "callbacks must reach a public HTTPS endpoint"
-            )
     if parts.scheme != "https" and not (allow_loopback and loopback_only):
         raise CallbackUrlError("the callback URL must use https://")
     return url
+
+
+def vet_addresses(
+    host: str, port: int, *, allow_loopback: bool, resolve: Resolver = socket.getaddrinfo
+) -> list[IPAddress]:
+    """Resolve ``host``; return its addresses if every one may be reached, else raise.
+
+    Raises ForbiddenAddress when any address is refused, UnresolvableHost when the name
+    cannot be resolved. Loopback passes only with ``allow_loopback`` (development, test).
+    """
+    addresses = _resolve(host, port, resolve)
+    for address in addresses:
+        reason = refusal(address)
+        if reason is not None and not (allow_loopback and address.is_loopback):
+            raise ForbiddenAddress(host, address, reason)
+    return addresses
 
 
 def refusal(address: IPAddress) -> str | None:
@@ -97,15 +135,14 @@ def _parse(url: str) -> SplitResult:
     return parts
 
 
-def _resolve(host: str, parts: SplitResult, resolve: Resolver) -> list[IPAddress]:
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+def _resolve(host: str, port: int, resolve: Resolver) -> list[IPAddress]:
     try:
         infos = resolve(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
-        raise CallbackUrlError(
+        raise UnresolvableHost(
             f"the host {host} cannot be resolved ({type(exc).__name__}); check the name"
         ) from None
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     if not addresses:
-        raise CallbackUrlError(f"the host {host} resolves to no address")
+        raise UnresolvableHost(f"the host {host} resolves to no address")
     return addresses

@@ -19,15 +19,17 @@ def register(sub: Any) -> None:
         help="walk one escalation from stage 1 to partnership resolution on loopback",
         description=(
             "Starts the hub on the embedded default in a temporary directory, three simulated "
-            "case systems (health, social care, police) and the business office's mailbox and "
-            "webhook, all on 127.0.0.1; then walks one Northamptonshire escalation through "
-            "every stage, showing what each case system received (decrypted, signature checked)."
+            "case systems (children's social care speaking JSON workflow events, health "
+            "speaking FHIR R4, police speaking records-management XML) and the business "
+            "office's mailbox and webhook, all on 127.0.0.1; then walks one Northamptonshire "
+            "escalation through every stage, showing what each case system filed in its own "
+            "format under its own case reference (decrypted, signature checked)."
         ),
     )
     p.add_argument(
         "--show-documents",
         action="store_true",
-        help="print the last decrypted update each case system filed",
+        help="print the last decrypted update each case system filed, in its own format",
     )
     p.set_defaults(handler=_demo)
 
@@ -47,11 +49,13 @@ def _demo(args: argparse.Namespace) -> int:
                         f"\n{agency.name} last filed ({last.media_type}, "
                         f"webhook-id {last.webhook_id}):"
                     )
-                    say(json.dumps(last.document, indent=2))
+                    document = last.document
+                    say(document if isinstance(document, str) else json.dumps(document, indent=2))
         finally:
             story.close()
     say(
-        f"\nescalation {story.escalation_id}: {len(story.steps)} events, every update decrypted "
-        "with the recipient's own key and its Standard Webhooks signature verified."
+        f"\nescalation {story.escalation_id}: {len(story.steps)} events from three native "
+        "formats; every update decrypted with the recipient's own key, its Standard Webhooks "
+        "signature verified, and filed in the recipient's own format under its own reference."
     )
     return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from connectors.registry import default_registry
 from gateway.bootstrap import Hub, build_hub
 from gateway.demo.inbox import Inbox
 from gateway.runtime import Runtime
@@ -72,6 +73,7 @@ class Stack:
         return self.hub.settings.admin_token.get_secret_value()
 
     def __enter__(self) -> Stack:
+        default_registry()  # every installed connector loads, or the stack does not start
         self.inbox.start()
         settings = stack_settings(self._tmp, smtp_port=self.inbox.port, **self._overrides)
         migrate.upgrade(settings.sqlalchemy_url)

@@ -6,47 +6,47 @@ by one task at a time, one delivery per turn (lanes take turns on the pool), so 
 updates arrive in order and a failing agency never holds up a healthy one. Every attempt is
 recorded in its own short transaction; ``recover()`` resumes pending rows after a restart.
 
-An attempt never raises for a channel failure; its ``Verdict`` drives the retries::
-
-    Verdict.OK     2xx, SMTP 250                              -> "succeeded"
-    Verdict.RETRY  timeouts, connection errors, 408, 425,     -> again, bounded backoff with
-                   429, 5xx, SMTP 4xx                            jitter (Retry-After on 429/503)
-    Verdict.FATAL  other 4xx, 3xx (never followed), SMTP 5xx  -> "dead" (a dead letter)
-    Verdict.GONE   410                                        -> connector disabled, "dead"
+One attempt and its retries live in ``gateway.services.attempts`` (re-exported here). Before
+each webhook the callback host is resolved again and refused when it now names an address an
+agency must not reach (dead letter, nothing sent); the HTTP client (``gateway.services.egress``)
+vets once more and pins the address it connects to, against DNS rebinding.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import re
+import socket
 import threading
-import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import parsedate_to_datetime
-from enum import StrEnum
 from functools import partial
 from typing import Any, Final
 
 import httpx
 from pydantic import ValidationError
 from sqlalchemy import select, update
-from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
-from tenacity.wait import wait_exponential, wait_random
 
+from gateway.api.urls import Resolver
 from gateway.bootstrap import Hub
 from gateway.bus.consumer import PoisonMessage, TransientError
 from gateway.metrics import DELIVERIES, DELIVERY_SECONDS
 from gateway.services import deadletters
-from gateway.services.email import Mailer, MailError, SmtpMailer, compose
+from gateway.services.attempts import (
+    JOSE_MEDIA_TYPE,
+    Attempt,
+    RetryPolicy,
+    Verdict,
+    WebhookRequest,
+    classify,
+    parse_retry_after,
+    post_webhook,
+    send_email,
+)
+from gateway.services.egress import guarded_client, send_time_refusal
+from gateway.services.email import Mailer, SmtpMailer, compose
 from gateway.services.rendering import Renderer, RenderError, render
-from gateway.settings import Settings
 from gateway.store.db import transaction
 from gateway.store.models import Connector, Delivery, DeliveryAttempt
 from schemas.updates import Notification
@@ -70,154 +70,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-JOSE_MEDIA_TYPE: Final = "application/jose"
 _ACTOR: Final = "delivery"
-_RETRIABLE_STATUS: Final = frozenset({408, 425, 429})
-_RETRY_AFTER_STATUS: Final = frozenset({429, 503})
-_MAX_RESPONSE_BYTES: Final = 64 * 1024
-_SECONDS = re.compile(r"[0-9]{1,10}")
-
-
-class Verdict(StrEnum):
-    """How one attempt ended; the value is the metrics label."""
-
-    OK = "succeeded"
-    RETRY = "retriable"
-    FATAL = "failed"
-    GONE = "gone"
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One attempt's outcome: status (HTTP or SMTP code), short error, wait asked for."""
-
-    verdict: Verdict
-    status: int | None = None
-    error: str | None = None
-    retry_after: float | None = None
-    seconds: float = 0.0
 
 
 class _Stopping(Exception):
     """The dispatcher is closing: leave the delivery pending for recover()."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded attempts, exponential backoff with jitter, Retry-After capped at ``maximum``."""
-
-    attempts: int
-    initial: float
-    maximum: float
-    sleep: Callable[[float], None] = time.sleep
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1 or self.initial <= 0 or self.maximum < self.initial:
-            raise ValueError("RetryPolicy needs attempts >= 1 and 0 < initial <= maximum")
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, *, sleep: Callable[[float], None] = time.sleep
-    ) -> RetryPolicy:
-        """The policy from EH_DELIVERY_ATTEMPTS and EH_DELIVERY_BACKOFF_INITIAL/_MAX."""
-        initial = settings.delivery_backoff_initial
-        return cls(
-            settings.delivery_attempts, initial, max(initial, settings.delivery_backoff_max), sleep
-        )
-
-    def run(self, attempt: Callable[[], Attempt]) -> Attempt:
-        """Call ``attempt`` until it is not retriable or the attempts are spent; the last."""
-        retrying = Retrying(
-            stop=stop_after_attempt(self.attempts),
-            wait=self.wait,
-            retry=retry_if_result(lambda result: result.verdict is Verdict.RETRY),
-            sleep=self.sleep,
-            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
-        )
-        result: Attempt = retrying(attempt)
-        return result
-
-    def wait(self, state: RetryCallState) -> float:
-        """Seconds before the next attempt: Retry-After if given, else jittered backoff."""
-        last = state.outcome.result() if state.outcome and not state.outcome.failed else None
-        if isinstance(last, Attempt) and last.retry_after is not None:
-            return min(last.retry_after, self.maximum)
-        backoff = wait_exponential(multiplier=self.initial) + wait_random(0, self.initial)
-        return min(float(backoff(state)), self.maximum)
-
-
-@dataclass(frozen=True)
-class WebhookRequest:
-    """One prepared webhook: the target, the stable id and the JWE; secrets never shown."""
-
-    url: str
-    delivery_id: str
-    body: bytes
-    secrets: tuple[str, ...] = field(repr=False)
-
-
-def post_webhook(
-    client: httpx.Client, request: WebhookRequest, *, now: Callable[[], datetime]
-) -> Attempt:
-    """POST the JWE once, freshly signed; network and HTTP failures become a Verdict."""
-    moment = now()
-    headers = webhooks.sign(request.secrets, request.delivery_id, moment, request.body)
-    headers["content-type"] = JOSE_MEDIA_TYPE
-    started = time.perf_counter()
-    try:
-        with client.stream("POST", request.url, content=request.body, headers=headers) as response:
-            _drain(response)
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        return Attempt(Verdict.FATAL, error=_describe(exc), seconds=_since(started))
-    except httpx.HTTPError as exc:  # timeouts, refused and reset connections, protocol errors
-        return Attempt(Verdict.RETRY, error=_describe(exc), seconds=_since(started))
-    retry_after = response.headers.get("retry-after")
-    return classify(response.status_code, retry_after, now=moment, seconds=_since(started))
-
-
-def classify(
-    status: int, retry_after: str | None, *, now: datetime, seconds: float = 0.0
-) -> Attempt:
-    """The verdict on an HTTP status (see the module docstring)."""
-    if 200 <= status < 300:
-        return Attempt(Verdict.OK, status=status, seconds=seconds)
-    error = f"HTTP {status} {httpx.codes.get_reason_phrase(status)}".rstrip()
-    if status == 410:
-        verdict = Verdict.GONE
-    elif status in _RETRIABLE_STATUS or 500 <= status <= 599:
-        verdict = Verdict.RETRY
-    else:
-        verdict = Verdict.FATAL
-        if 300 <= status < 400:
-            error += " (redirects are not followed: register the final callback URL)"
-    wait = parse_retry_after(retry_after, now=now) if status in _RETRY_AFTER_STATUS else None
-    return Attempt(verdict, status=status, error=error, retry_after=wait, seconds=seconds)
-
-
-def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None if odd."""
-    if value is None:
-        return None
-    value = value.strip()
-    if _SECONDS.fullmatch(value):
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
-def send_email(mailer: Mailer, message: EmailMessage, *, to: str) -> Attempt:
-    """Send the message once; SMTP failures become a Verdict."""
-    started = time.perf_counter()
-    try:
-        code = mailer.send(message, to=to)
-    except MailError as exc:
-        verdict = Verdict.RETRY if exc.retriable else Verdict.FATAL
-        return Attempt(verdict, status=exc.code, error=str(exc), seconds=_since(started))
-    return Attempt(Verdict.OK, status=code, seconds=_since(started))
 
 
 def handle_deliver(
@@ -252,11 +109,13 @@ class Dispatcher:
         smtp: Mailer | None = None,
         policy: RetryPolicy | None = None,
         renderers: Mapping[str, Renderer] | None = None,
+        resolve: Resolver = socket.getaddrinfo,
     ) -> None:
         settings = hub.settings
         self._hub = hub
+        self._resolve = resolve
         self._owns_client = http_client is None
-        self._http = http_client or _make_client(settings)
+        self._http = http_client or guarded_client(settings, resolve=resolve)
         self._mailer = smtp or SmtpMailer(
             host=settings.smtp_host,
             port=settings.smtp_port,
@@ -395,10 +254,7 @@ class Dispatcher:
             raise deadletters.Undeliverable(
                 f"connector {row.connector_id} is disabled or unknown: re-enable it, then replay"
             )
-        settings = self._hub.settings
-        _check_callback_url(
-            connector.callback_url, allow_loopback=settings.allow_loopback_callbacks
-        )
+        self._check_target(connector.callback_url)
         body, media_type = render(connector.kind, document, renderers=self._renderers)
         token = envelopes.encrypt_for(connector.public_jwk, body, content_type=media_type).encode()
         secrets = self._hub.sealer.unseal(
@@ -409,6 +265,13 @@ class Dispatcher:
         webhooks.sign(secrets, row.id, self._hub.clock(), token)  # refuses bad ids and secrets now
         request = WebhookRequest(connector.callback_url, row.id, token, tuple(secrets))
         return partial(post_webhook, self._http, request, now=self._hub.clock)
+
+    def _check_target(self, url: str) -> None:
+        """Resolve the callback host again now; dead-letter it if it names a forbidden address."""
+        allow = self._hub.settings.allow_loopback_callbacks
+        refused = send_time_refusal(url, allow_loopback=allow, resolve=self._resolve)
+        if refused is not None:
+            raise deadletters.Undeliverable(refused)
 
     def _email(self, row: Delivery, document: dict[str, Any]) -> Callable[[], Attempt]:
         notification = Notification.model_validate(document)  # forbids fields it does not know
@@ -474,55 +337,6 @@ def _lane(channel: str, connector_id: str | None, target: str) -> str:
     if channel == "webhook" and connector_id:
         return f"connector:{connector_id}"
     return f"{channel}:{target.strip().lower()}"
-
-
-def _check_callback_url(url: str, *, allow_loopback: bool) -> None:
-    """Refuse loopback, link-local and unspecified literal hosts unless allowed (test, dev)."""
-    try:
-        host = httpx.URL(url).host
-    except httpx.InvalidURL:
-        raise deadletters.Undeliverable("the callback URL is not a valid URL") from None
-    if allow_loopback:
-        return
-    if host == "localhost" or host.endswith(".localhost"):
-        raise deadletters.Undeliverable("the callback URL targets loopback, which is refused")
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return
-    if ip.is_loopback or ip.is_link_local or ip.is_unspecified:
-        raise deadletters.Undeliverable(f"the callback URL targets {ip}, which is refused")
-
-
-def _make_client(settings: Settings) -> httpx.Client:
-    size = settings.delivery_concurrency
-    return httpx.Client(
-        timeout=httpx.Timeout(settings.delivery_timeout),
-        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-        follow_redirects=False,
-        headers={"user-agent": "escalation-hub"},
-    )
-
-
-def _drain(response: httpx.Response) -> None:
-    """Read (and drop) at most 64 KiB of the answer, so the connection can be reused."""
-    seen = 0
-    try:
-        for chunk in response.iter_raw():
-            seen += len(chunk)
-            if seen >= _MAX_RESPONSE_BYTES:
-                return
-    except httpx.HTTPError:  # the status line has arrived; that is the answer
-        return
-
-
-def _describe(exc: Exception) -> str:
-    text = " ".join(str(exc).split())[:200]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _since(started: float) -> float:
-    return time.perf_counter() - started
 
 
 _DISPATCHERS: dict[int, tuple[weakref.ref[Hub], Dispatcher]] = {}

@@ -56,13 +56,28 @@ def apply_effects(session: Session, hub: Hub, row: EscalationRow, decision: Deci
     outbox = _Outbox(session, hub, row.id, now)
     for effect in decision.effects:
         if isinstance(effect, StageUpdate):
+            update = _with_reference(session, row.id, effect)
             outbox.webhooks(
-                effect.update_id, effect, _active(session, [effect.recipient_agency_id])
+                update.update_id, update, _active(session, [update.recipient_agency_id])
             )
         elif isinstance(effect, Notification):
             _notify(session, outbox, effect, now)
     if outbox.count:
         logger.info("effects.deliveries", extra={"escalation_id": row.id, "n": outbox.count})
+
+
+def _with_reference(session: Session, escalation_id: str, update: StageUpdate) -> StageUpdate:
+    """Fill a case reference the hub learnt after the raise (a party's first own action)."""
+    if update.recipient_case_reference is not None:
+        return update
+    reference = session.scalar(
+        select(Party.case_reference).where(
+            Party.escalation_id == escalation_id, Party.agency_id == update.recipient_agency_id
+        )
+    )
+    if reference is None:
+        return update
+    return update.model_copy(update={"recipient_case_reference": reference})
 
 
 def sync_deadlines(session: Session, escalation_id: str, escalation: Escalation) -> None:

@@ -2,8 +2,10 @@
 
 Per batch: a repeated webhook id gets the first answer again and changes nothing; each event
 is checked (the actor is the connector's agency; a ``raised`` names one of its partnerships;
-any other action names an escalation the agency is a party to), numbered in its escalation's
-order, stored sealed, and announced by a ``decide`` outbox row. Any refusal rolls the whole
+any other action names an escalation the agency is a party to, by ``subject`` or else by the
+agency's own case reference in ``agencyref``), numbered in its escalation's order, stored
+sealed, and announced by a ``decide`` outbox row. A ``raised`` files every party under the
+case reference it gives, the raiser under its ``agencyref``. Any refusal rolls the whole
 batch back. A refusal because the escalation is unknown (or the agency is no party to it) is
 answered 404 either way and written to the audit log in a transaction of its own.
 """
@@ -26,6 +28,7 @@ from sqlalchemy.orm import Session
 from gateway.bootstrap import Hub
 from gateway.metrics import INGEST_REFUSED, INGESTED
 from gateway.services.errors import Conflict, Forbidden, Invalid, NotFound, Refused, Unavailable
+from gateway.services.references import escalation_by_reference, with_own_reference
 from gateway.services.routing import record_event
 from gateway.store.audit import append
 from gateway.store.db import transaction
@@ -163,7 +166,7 @@ class _Batch:
         if isinstance(event, Raised):
             row, event = self._open(index, event)
         else:
-            row = self._party_escalation(index, event)
+            row, event = self._party_escalation(index, event)
         seq = record_event(
             self.hub,
             self.session,
@@ -196,8 +199,12 @@ class _Batch:
         procedure = self._procedure(index, data.partnership)
         child = pseudonymise(self.hub.pseudonym_key, data.child, index=index)
         escalation_id = str(uuid4())
+        parties = with_own_reference(data.parties, self.agency_id, event.agencyref)
         event = event.model_copy(
-            update={"subject": escalation_id, "data": data.model_copy(update={"child": child})}
+            update={
+                "subject": escalation_id,
+                "data": data.model_copy(update={"child": child, "parties": parties}),
+            }
         )
         row = EscalationRow(
             id=escalation_id,
@@ -215,13 +222,12 @@ class _Batch:
         )
         self.session.add(row)
         self.session.flush()  # the parties and the event refer to it
-        for party in data.parties:
-            own = event.agencyref if party.agency_id == self.agency_id else None
+        for party in event.data.parties:
             self.session.add(
                 Party(
                     escalation_id=row.id,
                     agency_id=party.agency_id,
-                    case_reference=party.case_reference or own,
+                    case_reference=party.case_reference,
                 )
             )
         return row, event
@@ -245,19 +251,28 @@ class _Batch:
                 field=f"[{index}].data.partnership",
             ) from None
 
-    def _party_escalation(self, index: int, event: AgencyEvent) -> EscalationRow:
-        """The escalation the event names, locked; only if this agency is a party to it."""
-        if event.subject is None:
-            raise _invalid_subject(index)
+    def _party_escalation(
+        self, index: int, event: AgencyEvent
+    ) -> tuple[EscalationRow, AgencyEvent]:
+        """The escalation the event names (by subject, else by the agency's own case
+        reference), locked; only if this agency is a party to it. The event gets its subject."""
+        subject = event.subject
+        if subject is None:
+            if event.agencyref is None:
+                raise _invalid_subject(index)
+            subject = escalation_by_reference(
+                self.session, agency_id=self.agency_id, reference=event.agencyref, index=index
+            )
+            event = event.model_copy(update={"subject": subject})
         row = self.session.scalars(
-            select(EscalationRow).where(EscalationRow.id == event.subject).with_for_update()
+            select(EscalationRow).where(EscalationRow.id == subject).with_for_update()
         ).first()
         party = None if row is None else self.session.get(Party, (row.id, self.agency_id))
         if row is None or party is None:
-            raise _Denied(index=index, subject=event.subject, event=event)
+            raise _Denied(index=index, subject=subject, event=event)
         if party.case_reference is None and event.agencyref is not None:
             party.case_reference = event.agencyref
-        return row
+        return row, event
 
 
 def _check_source_and_actor(index: int, event: AgencyEvent, agency_id: str) -> None:

@@ -1,0 +1,1 @@
+"""The hub's store: SQLAlchemy models, migrations, sealing, the audit chain."""

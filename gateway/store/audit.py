@@ -168,7 +168,7 @@ def _create_head(session: Session) -> None:
     elif dialect == "sqlite":
         statement = sqlite.insert(AuditHead).values(values)
     else:
-        raise NotImplementedError(f"the audit log supports SQLite and PostgreSQL, not {dialect}")
+        raise RuntimeError(f"the audit log supports SQLite and PostgreSQL, not {dialect}")
     session.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
 
 

@@ -93,6 +93,8 @@ class Agency(Base):
 
 
 class Connector(Base):
+    """An agency's connector: its kind, callback, encryption key, secrets and config."""
+
     __tablename__ = "connectors"
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"), index=True)
@@ -102,6 +104,9 @@ class Connector(Base):
     secrets_sealed: Mapped[bytes]  # JSON list of signing secrets, newest first
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime]
+    # The connector kind's config: fields in clear here, SecretStr fields sealed apart.
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
+    config_secrets_sealed: Mapped[bytes | None]
 
 
 class IdempotentResponse(Base):
@@ -286,3 +291,8 @@ class AuditCheckpoint(Base):
     head_hash: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime]
+
+
+# The trust layer's tables live beside these, on the same Base: import them so that
+# ``Base.metadata`` always lists every table the migrations create.
+from gateway.store import models_security  # noqa: E402, F401

@@ -1,8 +1,11 @@
-"""End to end: case systems drive one escalation through the hub, exactly as they would.
+"""End to end: three case systems drive one escalation through the hub in their own formats.
 
-The same story runs on the embedded default (SQLite + in-process bus) and on PostgreSQL +
-RabbitMQ. Receivers decrypt with their own private keys and verify Standard Webhooks
-signatures with libraries of their own (joserfc, standardwebhooks), never the hub's code.
+Children's social care raises it (JSON workflow events), health escalates it (FHIR R4 Tasks)
+and police resolve it (records-management XML); each names the escalation only by its own case
+reference. The same story runs on the embedded default (SQLite + in-process bus) and on
+PostgreSQL + RabbitMQ. Receivers decrypt with their own private keys, verify Standard Webhooks
+signatures with libraries of their own (joserfc, standardwebhooks), never the hub's code, and
+read every update in their own format.
 """
 
 from __future__ import annotations
@@ -15,12 +18,19 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from connectors.simulator import Received
+from gateway.demo.documents import REFERENCES
 from gateway.demo.stack import Stack
 from gateway.demo.story import Story, register, walk
 from gateway.store.db import make_engine
 from tests.conftest import fresh_pg_database
 
-CHILD_SECRETS = ("9434765919", "943 476 5919", "Sam", "Example", "2015-06-01")
+CHILD_SECRETS = ("9434765919", "943 476 5919", "Sam", "Example", "2015-06-01", "P1234567")
+NATIVE = {  # agency -> (media type, how its own format begins)
+    "nct-csc": ("application/json", b'{"caseId":'),
+    "nhft": ("application/fhir+json", b'{"resourceType":"Task"'),
+    "nhants-police": ("application/xml", b"<?xml"),
+}
 
 
 def _profiles() -> list[Any]:
@@ -57,30 +67,49 @@ def story(stack: Stack) -> Iterator[Story]:
         story.close()
 
 
-def _updates(story: Story, agency_id: str) -> list[dict[str, Any]]:
-    docs = [r.document for r in story.agencies[agency_id].system.received]
-    return [d for d in docs if d.get("escalation_id") == story.escalation_id]
-
-
 def test_every_party_files_every_update_in_order_under_its_own_reference(story: Story) -> None:
     for agency_id, agency in story.agencies.items():
-        updates = _updates(story, agency_id)
-        assert [u["sequence"] for u in updates] == list(range(1, 9))
-        assert [u["stage"] for u in updates] == [1, 1, 1, 2, 3, 4, 5, 5]
-        assert updates[-1]["status"] == "resolved"
-        assert {u["recipient_agency_id"] for u in updates} == {agency_id}
-        assert {u["recipient_case_reference"] for u in updates} == {f"{agency_id.upper()}-CASE-1"}
+        records = [u.record for u in story.updates(agency_id) if u.record is not None]
+        assert [r.sequence for r in records] == list(range(1, 9))
+        assert [r.stage for r in records] == [1, 1, 1, 2, 3, 4, 5, 5]
+        assert records[-1].status == "resolved"
+        assert {r.case_reference for r in records} == {REFERENCES[agency_id]}
         assert agency.system.refused == []
+
+
+def test_the_escalation_was_raised_escalated_and_resolved_from_three_native_formats(
+    story: Story,
+) -> None:
+    assert story.steps == [
+        "raised",
+        "acknowledged",
+        "plan_agreed",
+        "escalated",
+        "escalated",
+        "escalated",
+        "escalated",
+        "resolved",
+    ]
+    for agency_id, (media_type, opening) in NATIVE.items():
+        updates = story.updates(agency_id)
+        assert {u.media_type for u in updates} == {media_type}
+        assert all(u.body.startswith(opening) for u in updates), agency_id
 
 
 def test_only_the_opening_update_carries_the_child_and_only_inside_its_envelope(
     story: Story,
 ) -> None:
     for agency_id in story.agencies:
-        updates = _updates(story, agency_id)
-        assert updates[0]["child"]["identifiers"]["nhs_number"] == "943 476 5919"
-        assert updates[0]["child"]["pseudonyms"]
-        assert all(u["child"] is None for u in updates[1:])
+        updates: list[Received] = story.updates(agency_id)
+        first = updates[0].record
+        assert first is not None
+        assert first.carries_child
+        assert (first.nhs_number or "").replace(" ", "") == "9434765919"
+        assert b"Example" in updates[0].body
+        for later in updates[1:]:
+            assert later.record is not None
+            assert not later.record.carries_child
+            assert not any(secret.encode() in later.body for secret in CHILD_SECRETS)
 
 
 def test_business_office_hears_of_director_level_referral_and_resolution(
@@ -108,7 +137,8 @@ def test_nothing_in_the_hubs_database_holds_the_child_or_the_narrative_in_clear(
     engine = stack.hub.engine
     dumped = _dump(engine.url.render_as_string(hide_password=False))
     assert story.escalation_id in dumped  # the dump does see the data
-    for secret in (*CHILD_SECRETS, "Referral not considered", "Joint home visit"):
+    narratives = ("Referral not considered", "Joint home visit", "Mediation agreed an assessment")
+    for secret in (*CHILD_SECRETS, *narratives):
         assert secret not in dumped
 
 

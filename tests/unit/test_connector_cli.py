@@ -1,0 +1,97 @@
+"""``escalation-hub connectors list|check``: what agency IT teams run against their samples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+
+SAMPLES = Path(__file__).parents[2] / "connectors" / "samples"
+
+
+def test_list_names_every_installed_connector_with_its_formats(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["connectors", "list", "--json"]) == 0
+
+    listed = {m["kind"]: m for m in json.loads(capsys.readouterr().out)}
+    assert {"generic", "social-care", "fhir-r4", "police-xml"} <= set(listed)
+    assert listed["social-care"]["reads"] == ["application/json"]
+
+
+def test_check_prints_the_common_events_a_sample_becomes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sample = SAMPLES / "social-care" / "raised.json"
+
+    assert main(["connectors", "check", "social-care", "--sample", str(sample)]) == 0
+
+    out = capsys.readouterr()
+    [event] = json.loads(out.out)
+    assert event["type"] == "uk.escalation-hub.v1.raised"
+    assert event["agencyref"] == "CS-004512"
+    assert event["data"]["raised_by"]["agency_id"] == "sample-agency"
+    assert "using the connector config in" in out.err
+
+
+def test_check_says_exactly_why_a_sample_cannot_be_translated(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sample = SAMPLES / "social-care" / "invalid" / "unmapped-partner.json"
+
+    code = main(["connectors", "check", "social-care", "--sample", str(sample), "--agency", "x1"])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "at partnerAgencies[0].code: this organisation code is not mapped" in err
+    assert "expected: a code listed in the connector's config.organisations" in err
+    assert "Y02345" not in err
+
+
+def test_check_refuses_a_media_type_the_kind_does_not_read(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sample = SAMPLES / "social-care" / "raised.json"
+
+    code = main(
+        [
+            "connectors",
+            "check",
+            "social-care",
+            "--sample",
+            str(sample),
+            "--content-type",
+            "text/xml",
+        ]
+    )
+
+    assert code == 1
+    assert "reads application/json, not text/xml" in capsys.readouterr().err
+
+
+def test_check_names_the_known_kinds_for_an_unknown_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    sample = tmp_path / "doc.json"
+    sample.write_text("{}")
+
+    assert main(["connectors", "check", "telex", "--sample", str(sample)]) == 2
+    assert "known kinds: " in capsys.readouterr().err
+
+
+def test_check_explains_a_config_that_does_not_fit(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_text('{"organisations": "RP1"}')
+    sample = SAMPLES / "social-care" / "raised.json"
+
+    code = main(
+        ["connectors", "check", "social-care", "--sample", str(sample), "--config", str(config)]
+    )
+
+    assert code == 1
+    assert "at config.organisations:" in capsys.readouterr().err
