@@ -3,7 +3,8 @@
 Start-up first loads every installed connector (one that fails to load stops it), then
 declares the bus topology and starts each role's threads: the outbox relay (writer roles),
 the decide workers and the background re-encryption (router), the delivery dispatcher with a
-periodic ``recover()`` (delivery), the deadline sweep and the audit checkpoints (scheduler).
+periodic ``recover()`` of free delivery lanes (delivery), the deadline sweep and the audit
+checkpoints (scheduler).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from gateway.api.app import create_app
 from gateway.bootstrap import Hub
 from gateway.bus.consumer import PoisonMessage, Worker
 from gateway.bus.publisher import Publisher, broker_connection
-from gateway.bus.relay import Relay, replay_unprocessed
+from gateway.bus.relay import Relay
 from gateway.bus.topology import Topology
 from gateway.services import checkpoints
 from gateway.services.delivery import Dispatcher, handle_deliver
@@ -37,7 +38,9 @@ from gateway.store.models import InboundEvent
 
 __all__ = ["ALL_ROLES", "RECOVER_EVERY_SECONDS", "Role", "Runtime"]
 
-RECOVER_EVERY_SECONDS = 60.0  # the delivery role re-dispatches pending deliveries this often
+# How often the delivery role takes lanes with pending rows and a free or expired lease
+# (a cheap query): a killed process's lanes are taken over at most this long after expiry.
+RECOVER_EVERY_SECONDS = 10.0
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +84,6 @@ class Runtime:
         self.connectors = default_registry()  # ConnectorLoadError stops start-up here
         with broker_connection(settings.broker_url, timeout=settings.broker_timeout) as conn:
             self.topology.declare(conn)
-        if settings.embedded:  # the memory transport forgot its queues when the process ended
-            replay_unprocessed(self.hub.sessions)
         if self.roles & _WRITERS:
             self.relay = Relay(
                 sessions=self.hub.sessions,
@@ -117,7 +118,8 @@ class Runtime:
     def _start_delivery(self) -> None:
         dispatcher = Dispatcher(self.hub)
         self.dispatcher = dispatcher
-        dispatcher.recover()
+        # The in-process bus means one process: leases left by its earlier life are void.
+        dispatcher.recover(only_process=self.hub.settings.embedded)
 
         def deliver(message_id: str, payload: Mapping[str, Any]) -> None:
             handle_deliver(self.hub, message_id, payload, dispatcher=dispatcher)

@@ -238,6 +238,30 @@ def rotate_secret(
     return SecretRotated(connector_id=row.id, signing_secret=secret, valid_secrets=len(kept))
 
 
+@router.post(
+    "/v1/connectors/{connector_id}/enable",
+    summary="Enable a connector again (after its endpoint answered 410 Gone)",
+    responses=problem_responses(401, 404),
+)
+def enable_connector(
+    connector_id: str, caller: CallerDep, hub: HubDep, session: SessionDep
+) -> ConnectorOut:
+    """Mark a disabled connector active; replay its dead letters afterwards to catch up."""
+    row = _owned(session, caller, connector_id, lock=True)
+    if row.status != "active":
+        row.status = "active"
+        audit.append(
+            session,
+            at=hub.clock(),
+            action="connector_enabled",
+            actor=caller.actor,
+            escalation_id=None,
+            detail={"connector_id": row.id},
+        )
+    session.commit()
+    return _out(row)
+
+
 @router.get(
     "/v1/connectors/{connector_id}",
     summary="Read a connector (without secrets)",

@@ -5,7 +5,7 @@ Nothing here connects at import time; connections open on first use.
 
 from gateway.bus.consumer import Handler, PoisonMessage, TransientError, Worker, is_transient
 from gateway.bus.publisher import BusUnavailable, Publisher, broker_connection
-from gateway.bus.relay import Relay, pending_count, relay_once, replay_unprocessed
+from gateway.bus.relay import Relay, pending_count, relay_once
 from gateway.bus.topology import TOPICS, Topology, UnknownTopic, is_amqp_url, partition_for
 
 __all__ = [
@@ -25,5 +25,4 @@ __all__ = [
     "partition_for",
     "pending_count",
     "relay_once",
-    "replay_unprocessed",
 ]

@@ -20,18 +20,17 @@ import threading
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, exists, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.bus.publisher import BusUnavailable, Publisher
 from gateway.metrics import OUTBOX_PENDING
 from gateway.store.db import transaction
-from gateway.store.models import OutboxMessage, ProcessedMessage
+from gateway.store.models import OutboxMessage
 
-__all__ = ["Relay", "pending_count", "relay_once", "replay_unprocessed"]
+__all__ = ["Relay", "pending_count", "relay_once"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,26 +77,6 @@ def pending_count(sessions: sessionmaker[Session]) -> int:
             .where(OutboxMessage.published_at.is_(None))
         )
     return int(count or 0)
-
-
-def replay_unprocessed(sessions: sessionmaker[Session], *, since: datetime | None = None) -> int:
-    """Unmark published rows no consumer recorded as processed, so they go out again.
-
-    For start-up on the memory transport, which forgets its queues when the process ends:
-    a row published but never handled would otherwise be lost. Consumers skip the ones they
-    did handle by message id (the ``processed_messages`` inbox); a handler that records
-    nothing for a message (e.g. poison) sees it again after every restart. ``since`` limits
-    the replay to rows published from then on.
-    """
-    handled = exists().where(ProcessedMessage.message_id == OutboxMessage.message_id)
-    statement = update(OutboxMessage).where(OutboxMessage.published_at.is_not(None), ~handled)
-    if since is not None:
-        statement = statement.where(OutboxMessage.published_at >= since)
-    with transaction(sessions) as session:
-        result = cast("CursorResult[Any]", session.execute(statement.values(published_at=None)))
-        replayed = result.rowcount
-    logger.info("relay.replayed_unprocessed", extra={"count": replayed})
-    return int(replayed)
 
 
 def _claim(session: Session, topics: frozenset[str], batch: int) -> Sequence[OutboxMessage]:

@@ -2,7 +2,8 @@
 
 A dead letter is a Delivery row with status "dead"; its attempts stay in
 ``delivery_attempts``. Replay puts it back to "pending" with a fresh outbox "deliver" poke,
-in one transaction with its audit entry. Listings show the target's host only: a callback
+in one transaction with its audit entry; it keeps its ``seq``, so its lane sends it before
+any newer pending row (``gateway.services.lanes``). Listings show the target's host only: a callback
 URL's path or query may hold a token.
 """
 

@@ -1,37 +1,44 @@
 """Delivery: stage updates and notifications pushed to case systems (webhook) and mailboxes.
 
-The Delivery row is the truth; a "deliver" message is only a poke, acked at once. Deliveries
-run on a thread pool with one FIFO lane per target (connector or address): a lane is worked
-by one task at a time, one delivery per turn (lanes take turns on the pool), so one agency's
-updates arrive in order and a failing agency never holds up a healthy one. Every attempt is
-recorded in its own short transaction; ``recover()`` resumes pending rows after a restart.
+The Delivery row is the truth; a "deliver" message is only a poke, acked at once. Each target
+(a connector, or a mailbox) is a lane (``gateway.services.lanes``): at most one delivery
+process works it at a time, holding its lease in the database, and sends its pending rows
+strictly in ``Delivery.seq`` order, one at a time, so every agency gets its updates in the
+order they were decided, however many delivery processes run.
 
-One attempt and its retries live in ``gateway.services.attempts`` (re-exported here). Before
-each webhook the callback host is resolved again and refused when it now names an address an
-agency must not reach (dead letter, nothing sent); the HTTP client (``gateway.services.egress``)
-vets once more and pins the address it connects to, against DNS rebinding.
+In a process, lanes take turns on a thread pool (one delivery per turn), so a failing agency
+never holds up a healthy one. A poke for a lane leased by another live process is dropped:
+the holder drains the lane. A holder renews its leases every few seconds (a keeper thread)
+and checks its lease before every attempt; when its lane is empty it releases the lease and
+looks once more, so a poke that came meanwhile is never stranded. ``recover()`` (start-up and
+periodic) takes only lanes with pending rows and a free or expired lease, so a killed
+process's lanes are taken over once its leases expire. Every attempt is recorded in its own
+short transaction; a store outage pauses a lane (growing waits), it never drops a delivery.
+
+One attempt and its retries live in ``gateway.services.attempts`` (re-exported here), one
+delivery's preparation and recording in ``gateway.services.sending``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
+import traceback
+import uuid
 import weakref
-from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from functools import partial
 from typing import Any, Final
 
 import httpx
-from pydantic import ValidationError
-from sqlalchemy import select, update
 
 from gateway.api.urls import Resolver
-from gateway.bootstrap import Hub
-from gateway.bus.consumer import PoisonMessage, TransientError
-from gateway.metrics import DELIVERIES, DELIVERY_SECONDS
+from gateway.bootstrap import Hub, utc_now
+from gateway.bus.consumer import PoisonMessage, TransientError, is_transient
 from gateway.services import deadletters
 from gateway.services.attempts import (
     JOSE_MEDIA_TYPE,
@@ -44,17 +51,17 @@ from gateway.services.attempts import (
     post_webhook,
     send_email,
 )
-from gateway.services.egress import guarded_client, send_time_refusal
-from gateway.services.email import Mailer, SmtpMailer, compose
-from gateway.services.rendering import Renderer, RenderError, render
-from gateway.store.db import transaction
-from gateway.store.models import Connector, Delivery, DeliveryAttempt
-from schemas.updates import Notification
-from security import envelopes, webhooks
-from security.errors import SecurityError
+from gateway.services.egress import guarded_client
+from gateway.services.email import Mailer, SmtpMailer
+from gateway.services.lane_work import LaneWork, Turn
+from gateway.services.lanes import LaneLeases
+from gateway.services.rendering import Renderer
+from gateway.services.sending import Sender
 
 __all__ = [
     "JOSE_MEDIA_TYPE",
+    "LEASE_SECONDS",
+    "RENEW_EVERY_SECONDS",
     "Attempt",
     "Dispatcher",
     "DispatcherClosed",
@@ -69,12 +76,18 @@ __all__ = [
     "send_email",
 ]
 
+LEASE_SECONDS: Final = 30.0  # a dead holder's lanes are taken over after this
+RENEW_EVERY_SECONDS: Final = 5.0  # how often a live holder extends its leases
+
 logger = logging.getLogger(__name__)
-_ACTOR: Final = "delivery"
 
 
 class _Stopping(Exception):
     """The dispatcher is closing: leave the delivery pending for recover()."""
+
+
+class _LeaseLost(Exception):
+    """Another process took the lane over: leave the delivery pending; its holder sends it."""
 
 
 def handle_deliver(
@@ -99,7 +112,11 @@ class DispatcherClosed(RuntimeError):
 
 
 class Dispatcher:
-    """Runs deliveries on a thread pool, one FIFO lane per target; the row is the truth."""
+    """Works the lanes this process leases, on a thread pool; the rows are the truth.
+
+    The lease takes ``lease_seconds``, ``renew_every``, ``clock`` and ``holder`` (default: a
+    new id for this dispatcher), unless ``leases`` is given whole.
+    """
 
     def __init__(
         self,
@@ -110,58 +127,66 @@ class Dispatcher:
         policy: RetryPolicy | None = None,
         renderers: Mapping[str, Renderer] | None = None,
         resolve: Resolver = socket.getaddrinfo,
+        lease_seconds: float = LEASE_SECONDS,
+        renew_every: float = RENEW_EVERY_SECONDS,
+        clock: Callable[[], datetime] = utc_now,
+        holder: str | None = None,
+        leases: LaneLeases | None = None,
     ) -> None:
         settings = hub.settings
-        self._hub = hub
-        self._resolve = resolve
         self._owns_client = http_client is None
         self._http = http_client or guarded_client(settings, resolve=resolve)
-        self._mailer = smtp or SmtpMailer(
+        mailer = smtp or SmtpMailer(
             host=settings.smtp_host,
             port=settings.smtp_port,
             sender=settings.smtp_sender,
             timeout=settings.delivery_timeout,
         )
+        self._sender = Sender(
+            hub, http=self._http, mailer=mailer, renderers=renderers, resolve=resolve
+        )
         self._stopping = threading.Event()
         self._policy = policy or RetryPolicy.from_settings(settings, sleep=self._sleep)
-        self._renderers = dict(renderers or {})
-        self._pool = ThreadPoolExecutor(settings.delivery_concurrency, "deliver")
-        self._cond = threading.Condition()
-        self._lanes: dict[str, deque[str]] = {}
-        self._in_flight = 0
+        self._leases = leases or LaneLeases(
+            hub.engine, holder=holder or _process_holder(), seconds=lease_seconds, clock=clock
+        )
+        self._work = LaneWork(
+            self._leases,
+            turn=self._turn,
+            pool=ThreadPoolExecutor(settings.delivery_concurrency, "deliver"),
+            stopping=self._stopping,
+            renew_every=renew_every,
+        )
+
+    @property
+    def holder(self) -> str:
+        """This dispatcher's id in ``delivery_lanes.holder``."""
+        return self._leases.holder
 
     def submit(self, delivery_id: str, *, lane: str | None = None) -> bool:
-        """Queue a delivery on its target's lane; False if no such delivery exists."""
-        lane = lane or self._lane_of(delivery_id)
+        """Work the delivery's lane here unless another process leases it; False if unknown."""
+        if self._stopping.is_set():
+            raise DispatcherClosed("the dispatcher is closed; recover() in a new one delivers")
+        lane = lane or self._leases.lane_of(delivery_id)
         if lane is None:
             logger.warning("delivery.unknown", extra={"delivery_id": delivery_id})
             return False
-        with self._cond:
-            if self._stopping.is_set():
-                raise DispatcherClosed("the dispatcher is closed; recover() in a new one delivers")
-            queue = self._lanes.get(lane)
-            if queue is None:  # a new lane: one task at a time works it
-                self._lanes[lane] = deque([delivery_id])
-                self._in_flight += 1
-                self._pool.submit(self._work_lane, lane)
-            elif delivery_id not in queue:
-                queue.append(delivery_id)
-                self._in_flight += 1
+        if not self._work.start(lane):
+            self._closed_check()
         return True
 
-    def recover(self) -> int:
-        """Re-dispatch every pending delivery, oldest first (start-up after a crash)."""
-        query = (
-            select(Delivery.id, Delivery.channel, Delivery.connector_id, Delivery.target)
-            .where(Delivery.status == "pending")
-            .order_by(Delivery.created_at, Delivery.id)
-        )
-        with self._hub.sessions() as session:
-            rows = session.execute(query).all()
-        for row in rows:
-            self.submit(row.id, lane=_lane(row.channel, row.connector_id, row.target))
-        logger.info("delivery.recovered", extra={"count": len(rows)})
-        return len(rows)
+    def recover(self, *, only_process: bool = False) -> int:
+        """Take every lane with pending rows and no live lease elsewhere; its pending count.
+
+        ``only_process``: this is the only delivery process (embedded), so any other holder's
+        lease is an earlier life of this one and is void at once.
+        """
+        if only_process and (voided := self._leases.void_others()):
+            logger.info("delivery.leases_voided", extra={"count": voided})
+        claimable = self._leases.claimable()
+        taken = {lane: n for lane, n in claimable.items() if self._work.start(lane)}
+        logger.info("delivery.recovered", extra={"count": sum(taken.values()), "lanes": len(taken)})
+        return sum(taken.values())
 
     @property
     def closed(self) -> bool:
@@ -169,174 +194,84 @@ class Dispatcher:
         return self._stopping.is_set()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until every queued delivery has run; False if the timeout came first."""
-        with self._cond:
-            return self._cond.wait_for(lambda: self._in_flight == 0, timeout)
+        """Block until no lane is being worked here; False if the timeout came first."""
+        return self._work.wait_idle(timeout)
 
     def close(self) -> None:
-        """Stop: a delivery waiting to retry stays pending (recover() resumes it)."""
-        with self._cond:
-            self._stopping.set()
-        self._pool.shutdown(wait=True)
+        """Stop: a delivery waiting to retry stays pending; our leases are given back."""
+        self._work.close()
         if self._owns_client:
             self._http.close()
 
-    def deliver_one(self, delivery_id: str) -> None:
-        """Attempt one pending delivery until it succeeds or is dead; skip any other status."""
+    def deliver_one(self, delivery_id: str, *, lane: str | None = None) -> None:
+        """Attempt one pending delivery until it succeeds or is dead; skip any other status.
+
+        With ``lane``, every attempt first checks that this dispatcher still holds its lease.
+        """
         try:
-            job = self._prepare(delivery_id)
+            job = self._sender.prepare(delivery_id)
         except deadletters.Undeliverable as refusal:
-            self._conclude(delivery_id, None, refusal=refusal)
+            self._sender.conclude(delivery_id, None, refusal=refusal)
             return
         if job is None:
             return
         try:
-            last = self._policy.run(partial(self._attempt, delivery_id, *job))
-        except _Stopping:
-            logger.info("delivery.left_pending", extra={"delivery_id": delivery_id})
+            last = self._policy.run(partial(self._attempt, lane, delivery_id, *job))
+        except (_Stopping, _LeaseLost) as exc:
+            why = "stopping" if isinstance(exc, _Stopping) else "lease_lost"
+            logger.info("delivery.left_pending", extra={"delivery_id": delivery_id, "why": why})
             return
-        self._conclude(delivery_id, last, refusal=None)
+        self._sender.conclude(delivery_id, last)
+
+    def _turn(self, lane: str) -> Turn:
+        """One turn of a lane: send its next delivery in ``seq`` order, if it still has one."""
+        if not self._leases.acquire(lane):  # free, expired or ours: else another works it
+            return Turn.LOST
+        delivery_id = self._leases.next_pending(lane)
+        if delivery_id is None:
+            return Turn.EMPTY
+        try:
+            self.deliver_one(delivery_id, lane=lane)
+        except Exception as exc:  # one delivery's failure must not stop its lane
+            if is_transient(exc):
+                raise  # the store is away: the lane waits and tries this delivery again
+            self._crashed(delivery_id, exc)
+        return Turn.SENT
+
+    def _crashed(self, delivery_id: str, exc: Exception) -> None:
+        """Dead-letter a delivery whose handling raised (a bug): its lane goes on in order."""
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        logger.error(
+            "delivery.crashed",
+            extra={"delivery_id": delivery_id, "error": type(exc).__name__, "frames": frames},
+        )
+        refusal = deadletters.Undeliverable(
+            f"the delivery worker failed with {type(exc).__name__}: fix the cause (see the "
+            "'delivery.crashed' log entry), then replay"
+        )
+        self._sender.conclude(delivery_id, None, refusal=refusal, reason="crashed")
+
+    def _attempt(
+        self, lane: str | None, delivery_id: str, channel: str, send: Callable[[], Attempt]
+    ) -> Attempt:
+        if self._stopping.is_set():
+            raise _Stopping
+        if lane is not None and not self._leases.holds(lane):
+            raise _LeaseLost
+        return self._sender.attempt(delivery_id, channel, send)
 
     def _sleep(self, seconds: float) -> None:
         if self._stopping.wait(seconds):
             raise _Stopping
 
-    def _work_lane(self, lane: str) -> None:
-        """Deliver the lane's next item, then queue the lane behind the others (round robin)."""
-        with self._cond:
-            delivery_id = self._lanes[lane].popleft()
-        try:
-            self.deliver_one(delivery_id)
-        except Exception:  # a worker's outermost loop: log, keep the lane moving
-            logger.exception("delivery.crashed", extra={"delivery_id": delivery_id})
-        with self._cond:
-            self._in_flight -= 1
-            queue = self._lanes[lane]
-            if queue and not self._stopping.is_set():
-                self._pool.submit(self._work_lane, lane)
-            else:  # empty, or closing: what is left stays pending for recover()
-                self._in_flight -= len(queue)
-                del self._lanes[lane]
-            self._cond.notify_all()
-
-    def _lane_of(self, delivery_id: str) -> str | None:
-        with self._hub.sessions() as session:
-            row = session.get(Delivery, delivery_id)
-            return None if row is None else _lane(row.channel, row.connector_id, row.target)
-
-    def _prepare(self, delivery_id: str) -> tuple[str, Callable[[], Attempt]] | None:
-        with self._hub.sessions() as session:  # short: no lock is held while encrypting
-            row = session.get(Delivery, delivery_id)
-            if row is None or row.status != "pending":
-                return None
-            connector = None
-            if row.channel == "webhook":
-                connector = session.get(Connector, row.connector_id or "")
-        try:
-            document = self._hub.sealer.unseal(row.document_sealed, context=f"delivery:{row.id}")
-            if row.channel == "webhook":
-                return row.channel, self._webhook(connector, row, document)
-            if row.channel == "email":
-                return row.channel, self._email(row, document)
-        except ValidationError as exc:  # locations only: an input value may be a child's name
-            where = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors()[:5])
-            raise deadletters.Undeliverable(
-                f"the document is not a {exc.title} (wrong fields: {where})"
-            ) from None
-        except (SecurityError, RenderError, ValueError) as exc:
-            raise deadletters.Undeliverable(f"{type(exc).__name__}: {exc}") from None
-        raise deadletters.Undeliverable(f"channel '{row.channel}' is neither webhook nor email")
-
-    def _webhook(
-        self, connector: Connector | None, row: Delivery, document: dict[str, Any]
-    ) -> Callable[[], Attempt]:
-        if connector is None or connector.status == "disabled":
-            raise deadletters.Undeliverable(
-                f"connector {row.connector_id} is disabled or unknown: re-enable it, then replay"
-            )
-        self._check_target(connector.callback_url)
-        body, media_type = render(connector.kind, document, renderers=self._renderers)
-        token = envelopes.encrypt_for(connector.public_jwk, body, content_type=media_type).encode()
-        secrets = self._hub.sealer.unseal(
-            connector.secrets_sealed, context=f"connector:{connector.id}"
-        )
-        if not isinstance(secrets, list) or not all(isinstance(s, str) for s in secrets):
-            raise deadletters.Undeliverable(f"connector {connector.id} has no signing secrets")
-        webhooks.sign(secrets, row.id, self._hub.clock(), token)  # refuses bad ids and secrets now
-        request = WebhookRequest(connector.callback_url, row.id, token, tuple(secrets))
-        return partial(post_webhook, self._http, request, now=self._hub.clock)
-
-    def _check_target(self, url: str) -> None:
-        """Resolve the callback host again now; dead-letter it if it names a forbidden address."""
-        allow = self._hub.settings.allow_loopback_callbacks
-        refused = send_time_refusal(url, allow_loopback=allow, resolve=self._resolve)
-        if refused is not None:
-            raise deadletters.Undeliverable(refused)
-
-    def _email(self, row: Delivery, document: dict[str, Any]) -> Callable[[], Attempt]:
-        notification = Notification.model_validate(document)  # forbids fields it does not know
-        sender = self._hub.settings.smtp_sender
-        message = compose(notification, delivery_id=row.id, sender=sender, to=row.target)
-        return partial(send_email, self._mailer, message, to=row.target)
-
-    def _attempt(self, delivery_id: str, channel: str, send: Callable[[], Attempt]) -> Attempt:
-        at = self._hub.clock()
-        result = send()
-        DELIVERIES.labels(channel, result.verdict.value).inc()
-        DELIVERY_SECONDS.labels(channel).observe(result.seconds)
-        with transaction(self._hub.sessions) as session:
-            session.add(
-                DeliveryAttempt(
-                    delivery_id=delivery_id,
-                    attempted_at=at,
-                    status_code=result.status,
-                    error=result.error,
-                    duration_ms=round(result.seconds * 1000),
-                )
-            )
-            session.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_id)
-                .values(
-                    attempts=Delivery.attempts + 1,
-                    last_status=result.status,
-                    last_error=result.error,
-                )
-            )
-        return result
-
-    def _conclude(
-        self, delivery_id: str, last: Attempt | None, *, refusal: deadletters.Undeliverable | None
-    ) -> None:
-        at = self._hub.clock()
-        with transaction(self._hub.sessions) as session:
-            row = session.get(Delivery, delivery_id, with_for_update=True)
-            if row is None or row.status != "pending":
-                return
-            if last is not None and last.verdict is Verdict.OK:
-                deadletters.mark_succeeded(session, row, at=at, actor=_ACTOR)
-            else:
-                reason = _REASONS.get(last.verdict if last else None, "refused")
-                error = str(refusal) if refusal else None
-                deadletters.mark_dead(session, row, at=at, actor=_ACTOR, reason=reason, error=error)
-            status, attempts = row.status, row.attempts
-        logger.info(
-            "delivery.concluded",
-            extra={"delivery_id": delivery_id, "status": status, "attempts": attempts},
-        )
+    def _closed_check(self) -> None:
+        if self._stopping.is_set():
+            raise DispatcherClosed("the dispatcher is closed; recover() in a new one delivers")
 
 
-_REASONS: Final[dict[Verdict | None, str]] = {
-    Verdict.RETRY: "exhausted",
-    Verdict.FATAL: "fatal",
-    Verdict.GONE: "gone",
-}
-
-
-def _lane(channel: str, connector_id: str | None, target: str) -> str:
-    if channel == "webhook" and connector_id:
-        return f"connector:{connector_id}"
-    return f"{channel}:{target.strip().lower()}"
+def _process_holder() -> str:
+    """A holder id unique to this dispatcher: host, process and a random part."""
+    return f"{socket.gethostname()[:120]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 _DISPATCHERS: dict[int, tuple[weakref.ref[Hub], Dispatcher]] = {}

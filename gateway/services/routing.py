@@ -34,7 +34,7 @@ from gateway.metrics import DECISIONS
 from gateway.services.effects import apply_effects
 from gateway.store.audit import append
 from gateway.store.db import transaction
-from gateway.store.models import EscalationRow, InboundEvent, OutboxMessage
+from gateway.store.models import EscalationRow, InboundEvent, OutboxMessage, ProcessedMessage
 from router import procedures
 from router.decide import decide
 from router.decision import Decision
@@ -123,6 +123,9 @@ def handle_decide(hub: Hub, message_id: str, payload: Mapping[str, Any]) -> int:
         if not pending:  # a duplicate or late message: nothing new
             return 0
         run = _Run(row, _state(message_id, hub, row), hub.clock(), [], [])
+        session.merge(
+            ProcessedMessage(consumer="router", message_id=message_id, processed_at=run.now)
+        )
         try:
             for inbound in pending:
                 _decide_and_persist(session, hub, run, inbound)

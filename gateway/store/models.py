@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,11 +16,15 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Sequence,
     String,
     Text,
     UniqueConstraint,
+    func,
+    select,
     text,
 )
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -32,6 +38,7 @@ __all__ = [
     "DeadlineRow",
     "Delivery",
     "DeliveryAttempt",
+    "DeliveryLane",
     "EscalationRow",
     "IdempotentResponse",
     "InboundEvent",
@@ -217,8 +224,36 @@ class DeadlineRow(Base):
     )
 
 
+DELIVERY_SEQUENCE = Sequence("deliveries_seq", metadata=Base.metadata)  # PostgreSQL only
+_SQLITE_ISSUED: weakref.WeakKeyDictionary[DefaultExecutionContext, int] = (
+    weakref.WeakKeyDictionary()
+)
+_SQLITE_ISSUED_LOCK = threading.Lock()
+
+
+def next_delivery_seq(context: DefaultExecutionContext) -> int:
+    """A new delivery's number: PostgreSQL's sequence; on SQLite max + 1 under the write lock.
+
+    Every SQLite write transaction begins IMMEDIATE (``gateway.store.db``), so no other writer
+    can number a row between the max and the insert; rows of one multi-row INSERT count on.
+    """
+    connection = context.connection
+    if connection.dialect.name == "postgresql":
+        return int(connection.scalar(select(DELIVERY_SEQUENCE.next_value())))
+    with _SQLITE_ISSUED_LOCK:
+        issued = _SQLITE_ISSUED.get(context)
+    if issued is None:
+        issued = int(connection.scalar(select(func.coalesce(func.max(Delivery.seq), 0))) or 0)
+    with _SQLITE_ISSUED_LOCK:
+        _SQLITE_ISSUED[context] = issued + 1
+    return issued + 1
+
+
 class Delivery(Base):
-    """One stage update or notification to one connector (or business-office channel)."""
+    """One stage update or notification to one connector (or business-office channel).
+
+    ``seq`` numbers deliveries in the order they were stored; a lane sends in that order.
+    """
 
     __tablename__ = "deliveries"
     id: Mapped[str] = mapped_column(String(200), primary_key=True)  # the stable webhook id
@@ -233,6 +268,31 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+    seq: Mapped[int] = mapped_column(BigInteger, default=next_delivery_seq)
+    __table_args__ = (
+        Index("ix_deliveries_seq", "seq", unique=True),
+        # A lane's pending rows in order: the dispatchers read only these.
+        Index(
+            "ix_deliveries_pending",
+            "connector_id",
+            "seq",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
+
+
+class DeliveryLane(Base):
+    """Who sends a target's deliveries now: one delivery process, while its lease lasts.
+
+    ``target`` is the lane key (``connector:{id}``, or ``email:{address}``); ``holder`` a
+    dispatcher's id; both columns are empty while nobody works the lane.
+    """
+
+    __tablename__ = "delivery_lanes"
+    target: Mapped[str] = mapped_column(String(2100), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None]
 
 
 class DeliveryAttempt(Base):

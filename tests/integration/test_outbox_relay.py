@@ -25,10 +25,9 @@ from gateway.bus import (
     partition_for,
     pending_count,
     relay_once,
-    replay_unprocessed,
 )
 from gateway.store.db import make_engine, make_sessionmaker, transaction
-from gateway.store.models import Base, OutboxMessage, ProcessedMessage
+from gateway.store.models import Base, OutboxMessage
 
 MEMORY = "memory://"
 UNREACHABLE = "amqp://guest:guest@127.0.0.1:1//"
@@ -225,24 +224,6 @@ def test_a_row_with_a_topic_the_bus_does_not_route_waits_without_blocking_the_ot
 
     assert unpublished(sessions) == ["x0"]
     assert pending_count(sessions) == 1
-
-
-def test_rows_published_but_never_processed_are_replayed_at_start_up(
-    sessions: Sessions, publisher: Publisher, topology: Topology
-) -> None:
-    add(sessions, *deliveries(3))
-    relay_once(sessions, publisher)
-    with transaction(sessions) as session:
-        session.add(
-            ProcessedMessage(consumer="delivery", message_id="d1", processed_at=datetime.now(UTC))
-        )
-    on_bus(topology, f"{topology.prefix}.deliver")  # the process ends: the memory queues are gone
-
-    assert replay_unprocessed(sessions) == 2
-
-    assert unpublished(sessions) == ["d0", "d2"]
-    relay_once(sessions, publisher)
-    assert on_bus(topology, f"{topology.prefix}.deliver") == ["d0", "d2"]
 
 
 def test_the_relay_thread_publishes_right_after_a_notify(

@@ -260,14 +260,6 @@ def test_every_party_sees_the_same_stages_in_sequence_order(run: Run) -> None:
         assert seen == {tuple((s, stage, "open") for s, stage in enumerate(STAGES, start=1))}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "two delivery processes each keep their own per-connector lane, so one connector's "
-        "updates can arrive out of order; needs lanes ordered across processes in "
-        "gateway/services/delivery.py (see docs/operations.md, 'Delivery order')"
-    ),
-)
 def test_every_party_receives_each_escalations_updates_in_sequence_order(run: Run) -> None:
     for agency_id in AGENCIES:
         arrived: dict[str, list[int]] = {}

@@ -1,0 +1,232 @@
+"""The lanes one process works: a task per lane on a thread pool, leases kept alive meanwhile.
+
+``LaneWork.start(lane)`` leases the lane (``gateway.services.lanes``) and queues one task for
+it; each task runs one turn (the dispatcher's: send the lane's next delivery) and queues the
+lane again behind the others, so lanes take turns on the pool. A lane already worked here is
+only flagged ("poked"). When a turn finds the lane empty, its lease is given back and the lane
+looked at once more; a poke that came in between sends it round again, so nothing committed
+before a poke is ever left behind. A turn that fails (the store is away) waits, growing, and
+tries again; it never drops the lane while this process lives. A keeper thread renews the
+leases of every lane held here every ``renew_every`` seconds, also while a lane waits.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from enum import Enum
+from typing import Final, Protocol
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.bus.consumer import is_transient
+from gateway.services.lanes import LaneLeases, shown
+
+__all__ = ["LaneWork", "Turn", "TurnFunction"]
+
+logger = logging.getLogger(__name__)
+_WAIT_INITIAL: Final = 0.5  # seconds before a failed turn is tried again, doubling
+_WAIT_MAX: Final = 2.0
+
+
+class Turn(Enum):
+    """How a lane's turn ended."""
+
+    SENT = "sent"  # one delivery handled: queue the lane again
+    EMPTY = "empty"  # nothing pending: give the lease back
+    LOST = "lost"  # another process holds the lane: leave it to them
+
+
+class TurnFunction(Protocol):
+    def __call__(self, lane: str) -> Turn: ...
+
+
+class _Lane:
+    __slots__ = ("failures", "poked")
+
+    def __init__(self) -> None:
+        self.poked = False
+        self.failures = 0
+
+
+class LaneWork:
+    """This process's lanes: leased in the database, worked one turn at a time on a pool."""
+
+    def __init__(
+        self,
+        leases: LaneLeases,
+        *,
+        turn: TurnFunction,
+        pool: ThreadPoolExecutor,
+        stopping: threading.Event,
+        renew_every: float,
+    ) -> None:
+        self._leases = leases
+        self._turn = turn
+        self._pool = pool
+        self._stopping = stopping
+        self._renew_every = renew_every
+        self._cond = threading.Condition()
+        self._lanes: dict[str, _Lane] = {}
+        self._held: dict[str, int] = {}  # lane -> the acquisition it was held by
+        self._acquisitions = itertools.count()
+        self._keeper = threading.Thread(target=self._keep, name="eh-lane-leases", daemon=True)
+        self._keeper.start()
+
+    def start(self, lane: str) -> bool:
+        """Lease and work ``lane`` here; False if it is worked here already or elsewhere."""
+        with self._cond:
+            if self._stopping.is_set():
+                return False
+            if lane in self._lanes:
+                self._lanes[lane].poked = True
+                return False
+            self._lanes[lane] = _Lane()
+        try:
+            acquired = self._acquire_or_leave(lane)
+        except BaseException:
+            self._drop(lane)
+            raise
+        if not acquired:
+            logger.debug("delivery.lane_busy", extra={"lane": shown(lane)})
+            return False
+        with self._cond:
+            self._hold(lane)
+            if not self._stopping.is_set():
+                self._pool.submit(self._run, lane)
+                return True
+            self._lanes.pop(lane, None)
+            self._cond.notify_all()
+        self._give_back([lane])  # closing: any process may take it at once
+        return False
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no lane is worked here; False if the timeout came first."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._lanes, timeout)
+
+    def close(self) -> None:
+        """Finish the turns under way, stop the keeper, give every lease back."""
+        with self._cond:
+            self._stopping.set()
+            self._cond.notify_all()
+        self._pool.shutdown(wait=True)
+        self._keeper.join(timeout=30)
+        with self._cond:
+            held = list(self._held)
+            self._held.clear()
+        self._give_back(held)
+
+    def _run(self, lane: str) -> None:
+        """One turn of ``lane``, then what follows from it (the pool's task)."""
+        try:
+            turn = self._turn(lane)
+            if turn is Turn.EMPTY and not self._finish(lane):
+                return
+            with self._cond:
+                self._lanes[lane].failures = 0
+        except Exception as exc:  # noqa: BLE001 - a lane's outermost loop: wait, try again
+            if not self._wait_after(lane, exc):
+                self._drop(lane)  # closing: close() gives the lease back
+                return
+            turn = Turn.SENT
+        if turn is Turn.LOST:
+            with self._cond:
+                self._held.pop(lane, None)
+            self._drop(lane)
+            return
+        with self._cond:
+            if not self._stopping.is_set():
+                self._pool.submit(self._run, lane)
+                return
+        self._drop(lane)
+
+    def _acquire_or_leave(self, lane: str) -> bool:
+        """Take the lane's lease; if another holds it, forget the lane unless poked meanwhile
+        (then try again: the holder may have just given it back)."""
+        while not self._leases.acquire(lane):
+            with self._cond:
+                state = self._lanes[lane]
+                if not state.poked:
+                    del self._lanes[lane]
+                    self._cond.notify_all()
+                    return False
+                state.poked = False
+        return True
+
+    def _finish(self, lane: str) -> bool:
+        """Give the empty lane back; True if it has work again (and is ours again)."""
+        self._leases.release([lane])
+        with self._cond:
+            self._held.pop(lane, None)
+        while True:
+            with self._cond:
+                self._lanes[lane].poked = False
+            if self._leases.next_pending(lane) is not None and self._leases.acquire(lane):
+                with self._cond:
+                    self._hold(lane)
+                return True
+            with self._cond:
+                if not self._lanes[lane].poked or self._stopping.is_set():
+                    del self._lanes[lane]
+                    self._cond.notify_all()
+                    return False
+
+    def _wait_after(self, lane: str, exc: Exception) -> bool:
+        """Log a failed turn and wait before the next; False if the dispatcher is closing."""
+        with self._cond:
+            state = self._lanes[lane]
+            state.failures += 1
+            failures = state.failures
+        delay = min(_WAIT_MAX, _WAIT_INITIAL * 2 ** min(failures - 1, 10))
+        fields = {"lane": shown(lane), "error": type(exc).__name__, "failures": failures}
+        if is_transient(exc):
+            log = logger.warning if failures == 1 else logger.debug
+            log("delivery.lane_waiting", extra={**fields, "retry_in": delay})
+        else:
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            logger.error("delivery.lane_failed", extra={**fields, "frames": frames})
+        return not self._stopping.wait(delay)
+
+    def _hold(self, lane: str) -> None:
+        """Note that we hold ``lane`` (call with the condition held)."""
+        self._held[lane] = next(self._acquisitions)
+
+    def _drop(self, lane: str) -> None:
+        with self._cond:
+            self._lanes.pop(lane, None)
+            self._cond.notify_all()
+
+    def _give_back(self, lanes: list[str]) -> None:
+        try:
+            self._leases.release(lanes)
+        except SQLAlchemyError as exc:  # the leases expire by themselves
+            logger.warning(
+                "delivery.lease_release_failed",
+                extra={"error": type(exc).__name__, "lanes": len(lanes)},
+            )
+
+    def _keep(self) -> None:
+        """Renew the leases held here every ``renew_every`` seconds, until closing."""
+        while not self._stopping.wait(self._renew_every):
+            with self._cond:
+                held = dict(self._held)
+            if not held:
+                continue
+            try:
+                lost = self._leases.renew(held)
+            except SQLAlchemyError as exc:  # a store outage: the turns wait for it too
+                logger.warning(
+                    "delivery.lease_renewal_failed",
+                    extra={"error": type(exc).__name__, "lanes": len(held)},
+                )
+                continue
+            with self._cond:  # forget only leases not taken again since the snapshot
+                gone = [lane for lane in lost if self._held.get(lane) == held[lane]]
+                for lane in gone:
+                    del self._held[lane]
+            if gone:
+                logger.warning("delivery.lanes_lost", extra={"count": len(gone)})
