@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,7 +63,8 @@ def _tag_problem(err: Any) -> FieldProblem:
     tag = str(ctx.get("discriminator", "type")).strip("'")
     base = field_path(err["loc"])
     field = tag if base == "(body)" else f"{base}.{tag}"
-    expected = f"one of {ctx['expected_tags']}" if "expected_tags" in ctx else None
+    tags = re.findall(r"'([^']+)'", str(ctx.get("expected_tags", "")))  # values, not enum reprs
+    expected = f"one of {', '.join(tags)}" if tags else None
     return FieldProblem(field=field, problem=_TAG_PROBLEMS[err["type"]], expected=expected)
 
 

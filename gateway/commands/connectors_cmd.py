@@ -23,7 +23,6 @@ from connectors.base import (
     MalformedDocument,
     TranslationError,
 )
-from connectors.conformance import Sample, content_type_for
 from connectors.registry import ConnectorLoadError, Registry, UnknownConnectorKind, load_registry
 from gateway.commands.procedures_cmd import table
 from schemas.errors import describe
@@ -93,6 +92,8 @@ def _check(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"escalation-hub: cannot read the sample: {exc.strerror}", file=sys.stderr)
         return EXIT_USAGE
+    from connectors.conformance import Sample, content_type_for  # imports pytest: only here
+
     media_type = args.content_type or content_type_for(
         Sample.from_file(args.sample), connector.meta.reads
     )
