@@ -8,7 +8,7 @@ from router.rules_notify import fire, holding, position_of
 from schemas.envelope import DeadlineApproaching, DeadlineBreached
 from schemas.escalation import Deadline, DeadlineState, Escalation
 from schemas.facts import DeadlineKind
-from schemas.procedure import Trigger
+from schemas.procedure import Stage, Trigger
 from schemas.updates import SetDeadline
 
 __all__ = ["on_deadline"]
@@ -68,15 +68,10 @@ def _approaching(
 
 
 def _breached(ctx: Ctx, escalation: Escalation, deadline: Deadline, moved: SetDeadline) -> Applied:
-    """Tell every party; prompt the role at the next stage (at the last, the current one)."""
-    current = escalation.stage
-    following = min(current + 1, ctx.procedure.last_stage)
+    """Tell every party; prompt whoever acts next (see ``_next_step``)."""
     what = _what(ctx, deadline)
     passed = f"{what[0].upper()}{what[1:]} passed on {when(deadline.due)}"
-    if following > current:
-        text = f"{passed}; consider escalation to {stage_label(ctx.procedure, following)}."
-    else:
-        text = f"{passed}; this is the final stage: please act now."
+    prompted, step = _next_step(ctx, escalation)
     fired = fire(
         ctx, escalation, holding(ctx.procedure, position_of(escalation), Trigger.DEADLINE_BREACHED)
     )
@@ -87,7 +82,31 @@ def _breached(ctx: Ctx, escalation: Escalation, deadline: Deadline, moved: SetDe
         clause=deadline.clause,
         event="deadline_breached",
         summary=f"{passed} without the disagreement being resolved.",
-        prompt=prompt_for(ctx.procedure.stage(following), text),
+        prompt=prompt_for(prompted, f"{passed}; {step}"),
         effects=(moved, *fired.notifications),
         facts=fired.facts,
     )
+
+
+def _next_step(ctx: Ctx, escalation: Escalation) -> tuple[Stage, str]:
+    """The stage whose role is prompted after a breach, and what it is asked to consider.
+
+    Where the current stage repeats through management tiers and a tier is left, the next
+    tier comes first (Gloucestershire 2.3(d): "escalated up to all tiers of management before
+    it is escalated to the" GSCP), so its role is the current stage's; otherwise the role at
+    the next stage; at the final stage, its own role.
+    """
+    procedure, number, tier = ctx.procedure, escalation.stage, escalation.tier
+    stage = procedure.stage(number)
+    following = procedure.stage(number + 1) if number < procedure.last_stage else None
+    tiers = stage.tiers
+    if tiers is not None and (tiers.max_tiers is None or tier < tiers.max_tiers):
+        step = (
+            f"consider escalation to management tier {tier + 1} of {stage_label(procedure, number)}"
+        )
+        if following is not None:
+            step += f", then to {stage_label(procedure, following.number)} once every tier is tried"
+        return stage, f"{step}."
+    if following is not None:
+        return following, f"consider escalation to {stage_label(procedure, following.number)}."
+    return stage, "this is the final stage: please act now."

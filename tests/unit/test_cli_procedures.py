@@ -75,7 +75,10 @@ def test_show_prints_conditions_total_maximum_and_missing_timescales(
 ) -> None:
     _, glos, _ = run(capsys, "procedures", "show", "gloucestershire")
     _, northumberland, _ = run(capsys, "procedures", "show", "northumberland")
-    assert "any of child_protection_plan, looked_after" in glos
+    flag_rules = glos[glos.index("Flag rules") : glos.index("Resolution rules")]
+    assert "independent_reviewing_officer" in flag_rules
+    assert "any of child_protection_plan," in flag_rules
+    assert "looked_after; stage >= 2" in flag_rules
     assert "total maximum: 20 calendar days from raised" in northumberland
     assert "Senior manager to" in northumberland
     assert "none" in northumberland

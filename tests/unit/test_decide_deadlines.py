@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
+
 from router.procedures import load
 from schemas.common import TimeUnit
 from schemas.escalation import DeadlineState
@@ -111,6 +113,50 @@ def test_breached_prompts_the_role_at_the_next_stage() -> None:
     assert all(u.event == "deadline_breached" for u in sent)
     assert {u.prompt.role for u in sent if u.prompt} == {Role.LINE_MANAGER}
     assert all("stage 2" in u.prompt.text for u in sent if u.prompt)
+
+
+@pytest.mark.parametrize(
+    ("procedure_id", "next_stage"),
+    [("gloucestershire", "stage 4 (Resolution by GSCP)"), ("northamptonshire", "stage 4")],
+)
+def test_a_breach_at_a_stage_with_management_tiers_prompts_the_next_tier_first(
+    procedure_id: str, next_stage: str
+) -> None:
+    story = Story(load(procedure_id))
+    story.open()
+    story.climb_to(3)
+    (deadline,) = story.state.deadlines
+    decision = story.send(breached(story.id, deadline))
+    prompts = {u.prompt for u in updates(decision)}
+    (prompt,) = prompts
+    assert prompt is not None
+    assert prompt.role is Role.SENIOR_MANAGER
+    assert "management tier 2 of stage 3" in prompt.text
+    assert f"then to {next_stage}" in prompt.text
+    assert "once every tier is tried" in prompt.text
+
+
+def test_a_breach_once_the_tiers_are_used_up_prompts_the_role_at_the_next_stage() -> None:
+    first = Stage(
+        number=1,
+        title="One",
+        actors=(Role.LINE_MANAGER,),
+        timescale=working_days(3),
+        clause="T 1",
+        tiers=Tiers(max_tiers=2, timescale=working_days(2), clause="T 1t"),
+    )
+    second = Stage(
+        number=2, title="Two", actors=(Role.DIRECTOR,), timescale=working_days(2), clause="T 2"
+    )
+    story = Story(_tiny(stages=(first, second)))
+    story.open()
+    story.send(escalated(story.id, within_tier=True))
+    (deadline,) = story.state.deadlines
+    decision = story.send(breached(story.id, deadline))
+    (prompt,) = {u.prompt for u in updates(decision)}
+    assert prompt is not None
+    assert prompt.role is Role.DIRECTOR
+    assert prompt.text.endswith("consider escalation to stage 2 (Two).")
 
 
 def test_breached_at_the_final_stage_prompts_its_own_role() -> None:

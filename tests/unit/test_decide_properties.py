@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router import Decision
+from router.procedures import load
 from schemas.actions import OutcomeKind
 from schemas.common import Flag, TimeUnit
 from schemas.envelope import AnyEvent
@@ -304,3 +305,24 @@ def test_deciding_twice_gives_equal_decisions(procedure: Procedure, ops: list[Op
         event = _event(op, story)
         again = Story(procedure, now=story.now, escalation=story.state).send(event)
         assert story.send(event) == again
+
+
+SEEDS = ["buckinghamshire", "gloucestershire", "northamptonshire", "northumberland"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    procedure_id=st.sampled_from(SEEDS),
+    flags=FLAGS,
+    ops=st.lists(OPS, min_size=8, max_size=40),
+)
+def test_random_stories_under_the_four_seed_procedures_keep_every_invariant(
+    procedure_id: str, flags: tuple[Flag, ...], ops: list[Op]
+) -> None:
+    procedure = load(procedure_id)
+    story = Story(procedure)
+    story.open(flags=flags)
+    check_state(procedure, story.state, 1)
+    audit = Audit(story)
+    for op in ops:
+        audit.step(op)

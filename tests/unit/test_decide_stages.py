@@ -230,3 +230,30 @@ def test_a_stage_without_a_timescale_has_no_stage_deadline() -> None:
     story.climb_to(3)
     assert [d.id for d in story.state.deadlines] == ["total:0:0"]
     assert all(u.due is None for u in updates(story.decisions[-1]))
+
+
+def test_gloucestershire_notifies_the_iro_when_a_child_becomes_looked_after_after_stage_two() -> (
+    None
+):
+    story = Story(load("gloucestershire"))
+    story.open()
+    story.climb_to(3)
+    assert _iro(story) == []
+    became = story.send(flags_changed(story.id, set_=(Flag.LOOKED_AFTER,)))
+    (note,) = notifications(became)
+    assert (note.recipient, note.stage, note.clause) == (
+        Recipient.INDEPENDENT_REVIEWING_OFFICER,
+        3,
+        "Gloucestershire 2.2(d)",
+    )
+    story.climb_to(4)
+    assert len(_iro(story)) == 1
+
+
+def test_gloucestershire_does_not_notify_the_iro_at_stage_one() -> None:
+    story = Story(load("gloucestershire"))
+    story.open()
+    story.send(flags_changed(story.id, set_=(Flag.CHILD_PROTECTION_PLAN,)))
+    assert _iro(story) == []
+    story.climb_to(2)
+    assert len(_iro(story)) == 1

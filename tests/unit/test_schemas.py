@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from gateway.cli import main
 from schemas.envelope import EventType, agency_event_adapter, event_adapter
 from schemas.errors import describe
 from schemas.export import render, schemas_by_file
@@ -95,6 +96,19 @@ def test_unknown_fields_are_refused_rather_than_silently_dropped() -> None:
 def test_narratives_and_identifiers_are_marked_sensitive_in_the_json_schema() -> None:
     text = json.dumps(schemas_by_file()["agency-event.json"])
     assert text.count('"x-sensitive": true') >= 5
+
+
+def test_schema_export_writes_one_file_per_schema_equal_to_the_committed_copies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "json"
+    assert main(["schema", "export", str(out)]) == 0
+    written = sorted(p.name for p in out.iterdir())
+    assert written == sorted(schemas_by_file())
+    assert capsys.readouterr().out.splitlines() == [str(out / n) for n in schemas_by_file()]
+    committed = REPO / "schemas" / "json"
+    for name in written:
+        assert (out / name).read_text("utf-8") == (committed / name).read_text("utf-8")
 
 
 @pytest.mark.parametrize("name", sorted(schemas_by_file()))
