@@ -19,6 +19,9 @@ them renders to a native document that the connector reads back under the sender
 reference (or, without ``read_outbound``, that is at least well-formed); an update without the
 child carries none of the child's identifiers; every invalid sample fails with a native path
 and what is expected, and no error repeats a value of the sample.
+
+Only ``make_conformance_tests`` needs pytest; ``Sample``, ``Samples`` and ``content_type_for``
+work without it (``escalation-hub connectors check`` uses them in a production install).
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, get_args
 
-import pytest
 from pydantic import SecretStr
 
 from connectors import conformance_checks as checks
@@ -116,6 +118,8 @@ def make_conformance_tests(
 
     Bind it to a module-level name that starts with ``Test`` so pytest collects it.
     """
+    import pytest  # a test dependency: ``connectors check`` uses this module without it
+
     kit = _Kit(connector_factory, samples)
     valid = pytest.mark.parametrize("sample", samples.valid, ids=[s.name for s in samples.valid])
     invalid = pytest.mark.parametrize(

@@ -42,6 +42,11 @@ _MAX_PROBLEMS: Final = 20
 _EVENT_RESOURCES: Final[dict[str, type[Resource]]] = {"Task": Task, "Communication": Communication}
 _SUPPORTING: Final = ("Patient", "PractitionerRole", "Practitioner", "Organization")
 
+_DATE: Final = (
+    "a real calendar date or dateTime in the form FHIR R4 defines, e.g. 2026-03-02 or "
+    "2026-03-02T09:30:00Z"
+)
+_RANGE: Final = "a number in the range FHIR R4 allows for this element (e.g. not negative)"
 _EXPECTED: Final = {
     "missing": "a value: FHIR R4 requires this element",
     "model_field_validation.missing": "a value: FHIR R4 requires this element",
@@ -59,6 +64,22 @@ _EXPECTED: Final = {
     "(check the spelling, or use an extension)",
     "value_error": "a value in the format FHIR R4 defines for this element "
     "(a dateTime with a time zone, e.g. 2026-03-02T09:30:00Z)",
+    "date_type": _DATE,
+    "date_parsing": _DATE,
+    "date_from_datetime_parsing": _DATE,
+    "date_from_datetime_inexact": _DATE,
+    "datetime_type": _DATE,
+    "datetime_parsing": _DATE,
+    "datetime_from_date_parsing": _DATE,
+    "timezone_aware": _DATE,
+    "greater_than": _RANGE,
+    "greater_than_equal": _RANGE,
+    "less_than": _RANGE,
+    "less_than_equal": _RANGE,
+    "float_type": "a JSON number",
+    "float_parsing": "a JSON number",
+    "decimal_type": "a JSON number",
+    "decimal_parsing": "a JSON number",
 }
 M = TypeVar("M", bound=Resource)
 
@@ -172,7 +193,7 @@ def _bundle(data: dict[str, Any]) -> list[Located]:
     for index, entry in enumerate(entries if isinstance(entries, list) else []):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         kind = resource.get("resourceType") if isinstance(resource, dict) else None
-        if kind not in _EVENT_RESOURCES and kind not in _SUPPORTING:
+        if not isinstance(kind, str) or (kind not in _EVENT_RESOURCES and kind not in _SUPPORTING):
             raise TranslationError(
                 "is not a resource type the escalation profile accepts in a Bundle",
                 path=f"Bundle.entry[{index}].resource.resourceType",

@@ -23,8 +23,9 @@ from connectors.base import (
     Rendered,
     TranslationError,
 )
+from connectors.json_problems import json_problems
 from schemas.envelope import AgencyEvent, agency_event_adapter
-from schemas.errors import FieldProblem, describe
+from schemas.errors import FieldProblem
 from schemas.updates import StageUpdate
 
 __all__ = ["MAX_DEPTH", "GenericConnector", "parse_json"]
@@ -83,7 +84,7 @@ class GenericConnector(Connector):
         try:
             document = _OUTBOUND.validate_json(rendered.body)
         except ValidationError as exc:
-            raise TranslationError.of(describe(exc), title="Invalid update") from None
+            raise TranslationError.of(json_problems(exc), title="Invalid update") from None
         if isinstance(document, StageUpdate):
             identifiers = document.child.identifiers if document.child else None
             return OutboundRecord(
@@ -153,18 +154,7 @@ def _depth(document: Any) -> int:
 def _located(index: int, exc: ValidationError) -> list[FieldProblem]:
     """The problems of event ``index``, each path prefixed ``[index]``; values never shown."""
     located = []
-    for problem in describe(exc):
+    for problem in json_problems(exc):
         path = "" if problem.field == "(body)" else f".{problem.field}"
-        expected = problem.expected or _expected(problem.problem)
-        located.append(
-            problem.model_copy(update={"field": f"[{index}]{path}", "expected": expected})
-        )
+        located.append(problem.model_copy(update={"field": f"[{index}]{path}"}))
     return located
-
-
-def _expected(problem: str) -> str:
-    """What is expected, from pydantic's "Input should be ..." or the schema's name."""
-    prefix = "Input should be "
-    if problem.startswith(prefix):
-        return problem.removeprefix(prefix)
-    return "a value as the common schema (schemas/json/agency-event.json) describes"

@@ -172,9 +172,10 @@ def _force(force: Node, context: InboundContext) -> tuple[str, str]:
     mapped = context.config.organisations.get(code)
     if mapped is not None and mapped != context.agency_id:
         raise force.error(
-            "maps to another agency in the connector's organisations setting; "
-            "a connector sends only its own force's records",
-            "this force's own code",
+            "is mapped in the connector's organisations setting to an agency other than the one "
+            "this connector is registered for; a connector sends only its own force's records",
+            "this force's own code: left out of organisations, or mapped there to the "
+            "connector's own agency",
             "code",
         )
     return context.agency_id, code

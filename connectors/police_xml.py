@@ -264,7 +264,9 @@ class Node:
         try:
             return table[raw]
         except KeyError:
-            raise self.error("is not a value of the format", _one_of(table), attr) from None
+            raise self.error(
+                "is not a value this format defines here", _one_of(table), attr
+            ) from None
 
     def integer(self, raw: str, *, low: int, high: int, attr: str | None = None) -> int:
         """``raw`` as a whole number between ``low`` and ``high``."""

@@ -23,9 +23,14 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from connectors.base import Connector, OutboundRecord, Rendered, TranslationError
 from connectors.generic import GenericConnector
 
-__all__ = ["UNFILED", "CaseSystem", "Received"]
+__all__ = ["HUB_JWE", "UNFILED", "CaseSystem", "Received"]
 
 UNFILED: Final = "(no case reference)"
+#: What the hub encrypts with: ECDH-ES+A256KW or RSA-OAEP-256 keys, A256GCM content, up to
+#: 1 MiB of plaintext. joserfc's default registry refuses RSA-OAEP-256 (not "recommended")
+#: and ciphertexts over 64 KB, so an agency must name the algorithms it accepts.
+HUB_JWE: Final = jwe.JWERegistry(algorithms=["ECDH-ES+A256KW", "RSA-OAEP-256", "A256GCM"])
+HUB_JWE.max_ciphertext_length = (4 * 1024 * 1024 + 2) // 3  # base64url of 1 MiB
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ class CaseSystem:
             return self._refuse("signature", 401)
         try:
             keys = KeySet.import_key_set({"keys": [dict(self.private_jwk)]})
-            token = jwe.decrypt_compact(body, keys)
+            token = jwe.decrypt_compact(body, keys, registry=HUB_JWE)
         except (JoseError, ValueError):
             return self._refuse("decryption", 400)
         media_type = str(token.protected.get("cty", "application/json"))

@@ -29,9 +29,10 @@ from connectors.base import (
     TranslationError,
 )
 from connectors.generic import parse_json
+from connectors.json_problems import json_problems
 from connectors.social_care_native import SocialCareConfig
 from schemas.envelope import PREFIX, AgencyEvent, agency_event_adapter
-from schemas.errors import describe, field_path
+from schemas.errors import field_path
 from schemas.updates import Notification, StageUpdate
 
 __all__ = ["SocialCareConfig", "SocialCareConnector"]
@@ -100,7 +101,7 @@ class SocialCareConnector(Connector):
             if kind == "PartnerNotification":
                 return _record_of_notification(n.PartnerNotification.model_validate(document))
         except ValidationError as exc:
-            raise TranslationError.of(describe(exc), title="Invalid update") from None
+            raise TranslationError.of(json_problems(exc), title="Invalid update") from None
         raise TranslationError(
             "not a document the hub sends to social care",
             path="eventType",
@@ -122,7 +123,7 @@ def _validated(document: Any) -> n.WorkflowEvent:
     try:
         return n.WorkflowEvent.model_validate(document)
     except ValidationError as exc:
-        raise TranslationError.of(describe(exc), title="Invalid workflow event") from None
+        raise TranslationError.of(json_problems(exc), title="Invalid workflow event") from None
 
 
 def _config(config: ConnectorConfig) -> SocialCareConfig:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,64 @@ def test_check_explains_a_config_that_does_not_fit(
 
     assert code == 1
     assert "at config.organisations:" in capsys.readouterr().err
+
+
+def _shipped(valid: bool) -> list[tuple[str, Path]]:
+    found = []
+    for folder in sorted(p for p in SAMPLES.iterdir() if p.is_dir()):
+        where = folder if valid else folder / "invalid"
+        found += [
+            (folder.name, sample)
+            for sample in sorted(where.glob("*.*"))
+            if sample.name != "config.json"
+        ]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("kind", "sample"), _shipped(valid=True), ids=lambda v: getattr(v, "name", v)
+)
+def test_every_shipped_valid_sample_checks_clean_with_the_default_options(
+    kind: str, sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["connectors", "check", kind, "--sample", str(sample)])
+
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert json.loads(out.out)
+
+
+@pytest.mark.parametrize(
+    ("kind", "sample"), _shipped(valid=False), ids=lambda v: getattr(v, "name", v)
+)
+def test_every_shipped_invalid_sample_is_refused_for_its_own_fault_with_the_default_options(
+    kind: str, sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The error an integrator sees is the one the sample demonstrates, not the sender's id."""
+    code = main(["connectors", "check", kind, "--sample", str(sample)])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    reasons = [line for line in err.splitlines() if line.startswith("  at ")]
+    expectations = [line for line in err.splitlines() if line.startswith("    expected: ")]
+    assert reasons
+    assert len(expectations) == len(reasons), "every problem must say what is expected"
+    assert "/Force/@code" not in err or sample.name == "another-forces-record.xml"
+
+
+def test_check_works_in_a_production_install_without_pytest() -> None:
+    """pytest is a development dependency; ``connectors check`` must not need it."""
+    sample = SAMPLES / "social-care" / "raised.json"
+    script = (
+        "import sys; sys.modules['pytest'] = None\n"  # any 'import pytest' now fails
+        "from gateway.cli import main\n"
+        f"args = ['connectors', 'check', 'social-care', '--sample', {str(sample)!r}]\n"
+        "raise SystemExit(main(args))"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["type"] == "uk.escalation-hub.v1.raised"

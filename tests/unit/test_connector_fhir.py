@@ -479,6 +479,19 @@ def test_an_official_example_carrying_our_code_becomes_an_escalation_action() ->
             "Bundle.entry[0].resource.resourceType",
         ),
         (b'{"resourceType": "Bundle", "type": "batch"}', "application/fhir+json", "Bundle.entry"),
+        (
+            b'{"resourceType": "Bundle", "type": "batch", "entry": '
+            b'[{"resource": {"resourceType": ["Task"]}}]}',
+            "application/fhir+json",
+            "Bundle.entry[0].resource.resourceType",
+        ),
+        (
+            b'{"resourceType": "Bundle", "type": "collection", "entry": '
+            b'[{"resource": {"resourceType": {"name": "Task"}}}]}',
+            "application/fhir+json",
+            "Bundle.entry[0].resource.resourceType",
+        ),
+        (b'{"resourceType": ["Task"]}', "application/fhir+json", "resourceType"),
     ],
 )
 def test_documents_that_are_not_escalation_resources_are_refused(
@@ -654,3 +667,26 @@ def test_the_connector_is_registered_under_its_kind() -> None:
     assert found.load() is FhirConnector
     assert FhirConnector.meta.kind == "fhir-r4"
     assert FhirConnector.meta.reads == ("application/fhir+json", "application/json")
+
+
+@pytest.mark.parametrize(
+    ("element", "value", "path", "words"),
+    [
+        (
+            "executionPeriod",
+            {"start": "2026-02-30T09:00:00Z"},
+            "Task.executionPeriod.start",
+            "date",
+        ),
+        ("restriction", {"repetitions": -1}, "Task.restriction.repetitions", "range"),
+    ],
+)
+def test_an_impossible_date_or_number_says_what_fhir_r4_expects_there(
+    element: str, value: dict[str, Any], path: str, words: str
+) -> None:
+    task = _sample("raised-task.json")
+    task[element] = value
+    error = _refused(task)
+    assert error.path == path
+    assert words in (error.expected or "")
+    assert "valid for this FHIR R4 element" not in (error.expected or "")

@@ -37,8 +37,9 @@ def test_every_invalid_field_of_a_batch_is_named_with_its_index_and_never_its_va
     with pytest.raises(TranslationError) as refused:
         _translate(json.dumps([good, bad]).encode())
 
-    fields = {p.field for p in refused.value.problems}
-    assert fields == {"[1].data.parties", "[1].data.child.identifiers.nhs_number"}
+    fields = {p.field: (p.problem, p.expected) for p in refused.value.problems}
+    assert set(fields) == {"[1].data.parties", "[1].data.child.identifiers.nhs_number"}
+    assert fields["[1].data.parties"] == ("is not a JSON array", "a JSON array")
     assert refused.value.title == "Invalid event"
     assert "not a number" not in str([p.model_dump() for p in refused.value.problems])
 
@@ -74,3 +75,16 @@ def test_an_update_is_rendered_as_compact_json_with_sorted_keys() -> None:
     assert rendered.media_type == "application/json"
     assert rendered.body.startswith(b'{"clause":')
     assert b", " not in rendered.body
+
+
+def test_a_broken_rule_of_the_schema_is_said_in_its_own_words_with_what_to_do() -> None:
+    event = json.loads((SAMPLES / "raised.json").read_text())
+    event["data"]["raised_by"]["agency_id"] = "nobody-we-know"
+
+    with pytest.raises(TranslationError) as refused:
+        _translate(json.dumps(event).encode())
+
+    [problem] = refused.value.problems
+    assert problem.problem == "raised_by.agency_id must be one of the parties"
+    assert problem.expected
+    assert "nobody-we-know" not in f"{problem.problem} {problem.expected}"

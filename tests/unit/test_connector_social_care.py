@@ -113,6 +113,62 @@ def test_a_refusal_names_the_native_field_and_what_is_expected(
     assert refused.value.expected
 
 
+@pytest.mark.parametrize(
+    ("change", "path", "problem", "expected"),
+    [
+        ({"partnerAgencies": "RP1"}, "partnerAgencies", "is not a JSON array", "a JSON array"),
+        ({"person": ["P1"]}, "person", "is not a JSON object", "a JSON object"),
+        (
+            {"worker": {"workerId": 7, "name": "x", "role": "TEAM_MANAGER"}},
+            "worker.workerId",
+            "is not a JSON string",
+            "a JSON string",
+        ),
+        (
+            {"person": {"personId": "P1", "dateOfBirth": "2015-13-01"}},
+            "person.dateOfBirth",
+            "is not a date",
+            "YYYY-MM-DD",
+        ),
+        (
+            {"step": {"stepId": "S-1", "stepType": "X", "attemptsExhausted": "maybe"}},
+            "step.attemptsExhausted",
+            "is not true or false",
+            "true or false",
+        ),
+        (
+            {"step": {"stepId": "S-1", "stepType": "X", "escalationStage": 11}},
+            "step.escalationStage",
+            "is out of range",
+            "at most 10",
+        ),
+        ({"caseId": ""}, "caseId", "is empty", "at least 1 character"),
+        ({"schemaVersion": "2.0"}, "schemaVersion", "is not a value this field takes", "'1.0'"),
+    ],
+)
+def test_a_field_of_the_wrong_json_type_is_refused_in_json_terms_saying_what_to_send(
+    change: dict[str, Any], path: str, problem: str, expected: str
+) -> None:
+    document = {**_sample("raised.json"), **change}
+
+    with pytest.raises(TranslationError) as refused:
+        _translate(document)
+
+    [found] = [p for p in refused.value.problems if p.field == path]
+    assert (found.problem, expected in (found.expected or "")) == (problem, True)
+    said = " ".join(f"{p.problem} {p.expected}" for p in refused.value.problems)
+    for python_word in ("tuple", "dictionary", "instance of", "Input should"):
+        assert python_word not in said
+
+
+def test_a_body_that_is_not_a_json_object_is_refused_at_the_body() -> None:
+    with pytest.raises(TranslationError) as refused:
+        SocialCareConnector().translate_inbound(b"[1, 2]", "application/json", context=CONTEXT)
+
+    assert (refused.value.path, refused.value.problem) == ("(body)", "is not a JSON object")
+    assert refused.value.expected
+
+
 def test_a_raise_needs_a_partnership_from_the_config() -> None:
     context = InboundContext("nct-csc", "con_1", datetime.now(UTC), SocialCareConfig())
 
