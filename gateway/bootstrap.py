@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.devsecrets import resolve_secrets
 from gateway.settings import Settings
-from gateway.store.db import make_engine, make_sessionmaker
+from gateway.store.db import make_engine, make_sessionmaker, reader
 from gateway.store.sealing import Sealer
 from security.keyring import KeyRing
 
@@ -28,7 +28,8 @@ class Hub:
 
     settings: Settings
     engine: Engine
-    sessions: sessionmaker[Session]
+    sessions: sessionmaker[Session]  # units of work that may write
+    reads: sessionmaker[Session]  # read-only: on SQLite, never waits for the write lock
     sealer: Sealer
     pseudonym_key: bytes = field(repr=False)
     clock: Callable[[], datetime] = utc_now
@@ -47,6 +48,7 @@ def build_hub(settings: Settings, *, clock: Callable[[], datetime] = utc_now) ->
         settings=settings,
         engine=engine,
         sessions=make_sessionmaker(engine),
+        reads=make_sessionmaker(reader(engine)),
         sealer=Sealer(ring),
         pseudonym_key=settings.pseudonym_key.get_secret_value().encode(),
         clock=clock,

@@ -10,6 +10,7 @@ __all__ = [
     "DELIVERY_SECONDS",
     "INGESTED",
     "INGEST_REFUSED",
+    "OUTBOX_COALESCED",
     "OUTBOX_PENDING",
     "REGISTRY",
     "SCHEDULED",
@@ -40,4 +41,10 @@ SCHEDULED = Counter(
 )
 OUTBOX_PENDING = Gauge(
     "eh_outbox_pending", "Outbox messages not yet confirmed by the broker.", registry=REGISTRY
+)
+OUTBOX_COALESCED = Counter(
+    "eh_outbox_coalesced",
+    "Outbox messages not sent because a newer one for the same target stood in for them.",
+    ["topic"],
+    registry=REGISTRY,
 )

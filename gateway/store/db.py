@@ -1,4 +1,11 @@
-"""Engines and sessions for SQLite (embedded, WAL) and PostgreSQL."""
+"""Engines and sessions for SQLite (embedded, WAL) and PostgreSQL.
+
+On SQLite every transaction that may write begins ``IMMEDIATE`` (it takes the one write lock
+at once, so writers queue instead of failing to upgrade). A transaction that only reads
+runs on ``reader(engine)`` and begins ``DEFERRED``: in WAL mode it reads a snapshot beside
+the writer and never waits for, nor holds up, the write lock. Use readers for reads only:
+a deferred transaction that writes may fail to take the lock (SQLITE_BUSY) under load.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["make_engine", "make_sessionmaker", "transaction"]
+__all__ = ["READ_ONLY", "make_engine", "make_sessionmaker", "reader", "transaction"]
+
+READ_ONLY = "eh_read_only"  # execution option of connections that only read
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -23,7 +32,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = str(parsed.set(drivername="postgresql+psycopg"))
@@ -42,9 +51,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _sqlite_begin_immediate(conn: Any) -> None:
-    """Take the write lock at BEGIN so concurrent writers queue instead of deadlocking."""
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+def _sqlite_begin(conn: Any) -> None:
+    """Writers take the write lock at BEGIN (they queue instead of deadlocking); readers
+    begin deferred and read a snapshot without the lock."""
+    if conn.get_execution_options().get(READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def reader(engine: Engine) -> Engine:
+    """The same engine and pool, for transactions that only read (see the module doc)."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -159,6 +159,65 @@ def test_decide_rows_go_to_the_partition_of_their_escalation(
         assert on_bus(topology, f"{topology.prefix}.decide.{n}") == expected
 
 
+def add_with(sessions: Sessions, *rows: tuple[str, str, str, dict[str, Any]]) -> None:
+    """Outbox rows (message_id, topic, routing_key, payload) in the order given."""
+    with transaction(sessions) as session:
+        for message_id, topic, key, payload in rows:
+            session.add(
+                OutboxMessage(
+                    message_id=message_id,
+                    topic=topic,
+                    routing_key=key,
+                    payload=payload,
+                    created_at=datetime.now(UTC),
+                )
+            )
+
+
+def test_a_batch_publishes_only_the_newest_poke_per_escalation_and_per_lane(
+    sessions: Sessions, publisher: Publisher, topology: Topology
+) -> None:
+    key = str(partition_for("esc-a", 4))
+    add_with(
+        sessions,
+        ("decide:esc-a:1", "decide", key, {"escalation_id": "esc-a"}),
+        ("deliver:1", "deliver", "deliver", {"delivery_id": "u1:c1", "lane": "connector:c1"}),
+        ("decide:esc-a:2", "decide", key, {"escalation_id": "esc-a"}),
+        ("deliver:2", "deliver", "deliver", {"delivery_id": "u1:c2", "lane": "connector:c2"}),
+        ("deliver:3", "deliver", "deliver", {"delivery_id": "u2:c1", "lane": "connector:c1"}),
+        ("deliver:4", "deliver", "deliver", {"delivery_id": "u3"}),  # no lane: never merged
+        ("decide:esc-a:3", "decide", key, {"escalation_id": "esc-a"}),
+    )
+
+    assert relay_once(sessions, publisher) == 7
+
+    assert unpublished(sessions) == []
+    assert on_bus(topology, f"{topology.prefix}.decide.{key}") == ["decide:esc-a:3"]
+    assert on_bus(topology, f"{topology.prefix}.deliver") == ["deliver:2", "deliver:3", "deliver:4"]
+
+
+def test_a_poke_stood_in_for_stays_covered_when_the_batch_fails_before_the_newest(
+    sessions: Sessions, topology: Topology, publisher: Publisher
+) -> None:
+    key = str(partition_for("esc-b", 4))
+    add_with(
+        sessions,
+        ("decide:esc-b:1", "decide", key, {"escalation_id": "esc-b"}),
+        ("deliver:9", "deliver", "deliver", {"delivery_id": "u9"}),
+        ("decide:esc-b:2", "decide", key, {"escalation_id": "esc-b"}),
+    )
+    failing = FailingAt(
+        lambda: broker_connection(MEMORY, timeout=5), topology, at=2, error=BusUnavailable("down")
+    )
+
+    with pytest.raises(BusUnavailable):
+        relay_once(sessions, failing)
+
+    assert unpublished(sessions) == ["decide:esc-b:2"], "the newest still owes the escalation"
+    assert relay_once(sessions, publisher) == 1
+    assert on_bus(topology, f"{topology.prefix}.decide.{key}") == ["decide:esc-b:2"]
+
+
 def test_batches_are_taken_oldest_first(
     sessions: Sessions, publisher: Publisher, topology: Topology
 ) -> None:
