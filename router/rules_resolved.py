@@ -24,9 +24,27 @@ def _recorded(escalation: Escalation, outcome: Outcome, status: Status) -> Escal
     )
 
 
+def _refuse_outsiders(escalation: Escalation, outcome: Outcome, clause: str) -> Refusal | None:
+    for index, agency in enumerate(outcome.agreed_by):
+        if escalation.party(agency) is None:
+            return Refusal(
+                rule="resolved.agreed_by_non_party",
+                reason=(
+                    f"'{agency}' is not a party to this escalation and cannot agree its outcome: "
+                    "list in outcome.agreed_by only the parties that confirmed it"
+                ),
+                field=f"data.outcome.agreed_by[{index}]",
+                clause=clause,
+            )
+    return None
+
+
 def on_resolved(ctx: Ctx, escalation: Escalation, event: Resolved) -> Applied | Refusal:
     outcome = event.data.outcome
     recording = ctx.procedure.recording_clause or ctx.procedure.stage(escalation.stage).clause
+    refusal = _refuse_outsiders(escalation, outcome, recording)
+    if refusal is not None:
+        return refusal
     if not outcome.written_confirmation:
         return Refusal(
             rule="resolved.without_written_confirmation",

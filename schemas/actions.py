@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.common import ConcernCategory, Flag
+from schemas.errors import located
 from schemas.people import Actor, AgencyId, Child, Narrative, Party
 from schemas.procedure import Timescale
 
@@ -61,10 +62,23 @@ class RaisedData(_Data):
     @model_validator(mode="after")
     def _raiser_is_a_party_and_parties_distinct(self) -> RaisedData:
         ids = [p.agency_id for p in self.parties]
-        if len(set(ids)) != len(ids):
-            raise ValueError("each agency may appear only once in parties")
+        repeated = next((i for i, agency in enumerate(ids) if agency in ids[:i]), None)
+        if repeated is not None:
+            raise located(
+                "RaisedData",
+                ("parties", repeated, "agency_id"),
+                "party_repeated",
+                "each agency may appear only once in parties",
+                expected="an agency not already listed in parties: list each agency once",
+            )
         if self.raised_by.agency_id not in ids:
-            raise ValueError("raised_by.agency_id must be one of the parties")
+            raise located(
+                "RaisedData",
+                ("raised_by", "agency_id"),
+                "raiser_not_a_party",
+                "raised_by.agency_id must be one of the parties",
+                expected="the agency_id of one of the parties: the raising agency is a party",
+            )
         return self
 
 

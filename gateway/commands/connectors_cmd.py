@@ -3,6 +3,12 @@
 ``check`` needs no hub, database or network: it translates a native document exactly as the
 gateway would and prints the common events (JSON, on stdout), or why it cannot (the native
 path, the problem and what is expected, on stderr, exit code 1).
+
+The gateway knows the sender from the connector's registration; ``check`` takes it from
+``--agency`` (default ``sample-agency``), never guesses it. When a document is refused for its
+own sender code, which the config's ``organisations`` maps to an agency other than the sender
+(a police ``<Force code>`` mapped to the force's own hub id), the refusal ends with a hint
+naming the ``--agency`` to pass.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,14 +30,18 @@ from connectors.base import (
     MalformedDocument,
     TranslationError,
 )
+from connectors.conformance import Sample, content_type_for
 from connectors.registry import ConnectorLoadError, Registry, UnknownConnectorKind, load_registry
 from gateway.commands.procedures_cmd import table
+from schemas.envelope import AgencyEvent
 from schemas.errors import describe
 
 __all__ = ["register"]
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+#: The sender when --agency is not given.
+DEFAULT_AGENCY = "sample-agency"
 
 
 def register(sub: Any) -> None:
@@ -48,7 +59,13 @@ def register(sub: Any) -> None:
     check.add_argument("kind", metavar="KIND", help="a connector kind, e.g. social-care")
     check.add_argument("--sample", metavar="FILE", type=Path, required=True)
     check.add_argument("--content-type", metavar="TYPE", help="default: from the file's suffix")
-    check.add_argument("--agency", metavar="ID", default="sample-agency", help="the sender")
+    check.add_argument(
+        "--agency",
+        metavar="ID",
+        default=DEFAULT_AGENCY,
+        help="the sender's hub agency id, as the connector is registered "
+        f"(default: {DEFAULT_AGENCY})",
+    )
     check.add_argument(
         "--config",
         metavar="FILE",
@@ -92,8 +109,6 @@ def _check(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"escalation-hub: cannot read the sample: {exc.strerror}", file=sys.stderr)
         return EXIT_USAGE
-    from connectors.conformance import Sample, content_type_for  # imports pytest: only here
-
     media_type = args.content_type or content_type_for(
         Sample.from_file(args.sample), connector.meta.reads
     )
@@ -104,8 +119,7 @@ def _check(args: argparse.Namespace) -> int:
     config = _config(connector, args)
     if config is None:
         return EXIT_FAILED
-    context = InboundContext(args.agency, "con_check", datetime.now(UTC), config)
-    return _translate(connector, body, media_type, context, args.sample)
+    return _translate(_Check(connector, body, media_type, config, args.sample), args.agency)
 
 
 def _config(connector: Connector, args: argparse.Namespace) -> ConnectorConfig | None:
@@ -135,21 +149,93 @@ def _samples_config(sample: Path) -> Path | None:
     return found[0] if found and found[0] != sample else None
 
 
-def _translate(
-    connector: Connector, body: bytes, media_type: str, context: InboundContext, sample: Path
-) -> int:
-    kind = connector.meta.kind
-    try:
-        events = connector.translate_inbound(body, media_type, context=context)
-    except TranslationError as exc:
-        print(f"{sample} cannot be translated as '{kind}' ({media_type}):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  at {problem.field}: {problem.problem}", file=sys.stderr)
-            if problem.expected:
-                print(f"    expected: {problem.expected}", file=sys.stderr)
-        if isinstance(exc, MalformedDocument) and exc.position:
-            print(f"  position: {exc.position}", file=sys.stderr)
-        return EXIT_FAILED
+_Outcome = list[AgencyEvent] | TranslationError
+
+
+@dataclass(frozen=True)
+class _Check:
+    """One sample, translated as the gateway would for a given sending agency."""
+
+    connector: Connector
+    body: bytes
+    media_type: str
+    config: ConnectorConfig
+    sample: Path
+
+    def as_sender(self, agency: str) -> _Outcome:
+        context = InboundContext(agency, "con_check", datetime.now(UTC), self.config)
+        try:
+            return self.connector.translate_inbound(self.body, self.media_type, context=context)
+        except TranslationError as exc:
+            return exc
+
+    def without_codes_of(self, agency: str) -> _Check:
+        """The same check with no code of ``agency`` in the config's organisations."""
+        kept = {code: a for code, a in self.config.organisations.items() if a != agency}
+        return replace(self, config=self.config.model_copy(update={"organisations": kept}))
+
+
+def _translate(check: _Check, sender: str) -> int:
+    result = check.as_sender(sender)
+    if not isinstance(result, TranslationError):
+        return _print_events(result)
+    _print_error(check, result)
+    owners = _senders_by_code(check, sender, result)
+    if owners:
+        _hint_agency(result.path, sorted(owners))
+    return EXIT_FAILED
+
+
+def _senders_by_code(check: _Check, sender: str, refused: TranslationError) -> dict[str, _Outcome]:
+    """The config's agencies whose code the document uses for its own sender.
+
+    Agency A qualifies when ``refused`` is about A's code alone: sent as A, the document
+    fares otherwise than as ``sender`` (it translates, or stops at another problem), and
+    exactly as it fares as ``sender`` once the config maps no code to A. That is a police
+    ``<Force code>`` mapped to the force's own hub id, refused as "another agency" for any
+    other sender; not a document that merely names A as a partner (as A it names itself).
+    A document that is not even well-formed fails alike for every sender: not tried again.
+    """
+    if isinstance(refused, MalformedDocument):
+        return {}
+    found: dict[str, _Outcome] = {}
+    for agency in sorted(set(check.config.organisations.values()) - {sender}):
+        outcome = check.as_sender(agency)
+        unmapped = check.without_codes_of(agency).as_sender(sender)
+        if not _alike(outcome, refused) and _alike(outcome, unmapped):
+            found[agency] = outcome
+    return found
+
+
+def _alike(one: _Outcome, other: _Outcome) -> bool:
+    """Both translate, or both stop at the same problem."""
+    if isinstance(one, TranslationError) and isinstance(other, TranslationError):
+        return (one.path, one.problem) == (other.path, other.problem)
+    return not isinstance(one, TranslationError) and not isinstance(other, TranslationError)
+
+
+def _hint_agency(path: str, agencies: list[str]) -> None:
+    named = ", ".join(f"'{a}'" for a in agencies)
+    print(
+        f"hint: the problem at {path} is the sender's own code, which config.organisations "
+        f"maps to {named}. Pass --agency with the sender's own hub agency id, e.g. "
+        f"--agency {agencies[0]}",
+        file=sys.stderr,
+    )
+
+
+def _print_error(check: _Check, exc: TranslationError) -> None:
+    kind = check.connector.meta.kind
+    print(f"{check.sample} cannot be translated as '{kind}' ({check.media_type}):", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  at {problem.field}: {problem.problem}", file=sys.stderr)
+        if problem.expected:
+            print(f"    expected: {problem.expected}", file=sys.stderr)
+    if isinstance(exc, MalformedDocument) and exc.position:
+        print(f"  position: {exc.position}", file=sys.stderr)
+
+
+def _print_events(events: list[AgencyEvent]) -> int:
     print(json.dumps([e.model_dump(mode="json", exclude_none=True) for e in events], indent=2))
     for event in events:
         finds = f"escalation {event.subject}" if event.subject else f"agencyref {event.agencyref}"

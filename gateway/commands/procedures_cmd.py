@@ -11,7 +11,7 @@ from typing import Any
 
 from router.procedures import UnknownProcedureError, available, load
 from schemas.common import TimeUnit
-from schemas.procedure import Condition, NotificationRule, Procedure, Stage, Timescale
+from schemas.procedure import Condition, NotificationRule, Procedure, Stage, Tiers, Timescale
 
 __all__ = ["describe_timescale", "register", "table"]
 
@@ -21,6 +21,11 @@ _UNIT_NAMES = {
     TimeUnit.HOURS: ("hour", "hours"),
 }
 _FROM = {"stage_entry": "stage entry", "raised": "raised"}
+# Wrap widths that keep the stage tables within 100 columns beside the widest role (28
+# characters) and recipient (30); a clause column of 17 fits "Northamptonshire flowchart".
+_STAGE_HEADERS = ("stage", "title", "who acts", "timescale", "clause")
+_STAGE_WIDTHS = {"title": 18, "timescale": 24, "clause": 17}
+_NOTE_WIDTHS = {"condition": 21, "clause": 24}
 
 
 def register(sub: Any) -> None:
@@ -84,35 +89,70 @@ def _condition(condition: Condition) -> str:
     return "; ".join(parts) or "always"
 
 
-def _notification(rule: NotificationRule) -> str:
-    lines = [f"{rule.recipient.value}:", f"  on {rule.trigger.value.replace('_', ' ')}"]
-    if rule.immediate:
-        lines[-1] += ", immediately"
-    if rule.condition != Condition():
-        lines.append(f"  if {_condition(rule.condition)}")
-    return "\n".join(lines)
+def _cited(clause: str | None) -> list[str]:
+    """A timescale's own clause in brackets, wrapped to the timescale column."""
+    return textwrap.wrap(f"[{clause}]", _STAGE_WIDTHS["timescale"]) if clause else []
 
 
-def _tiers(stage: Stage) -> str:
-    if stage.tiers is None:
-        return "-"
-    limit = "no limit" if stage.tiers.max_tiers is None else f"up to {stage.tiers.max_tiers}"
-    each = describe_timescale(stage.tiers.timescale)
-    return f"repeats per tier\n({limit}),\n{each} each\n[{stage.tiers.clause}]"
+def _timed(timescale: Timescale | None) -> str:
+    """'5 working days', 'from stage entry', then the timescale's own clause."""
+    if timescale is None:
+        return "none"
+    lines = [describe_timescale(timescale), f"from {_FROM[timescale.measured_from]}"]
+    return "\n".join(lines + _cited(timescale.clause))
 
 
 def _stage_row(stage: Stage) -> list[str]:
-    timescale = stage.timescale
     return [
         str(stage.number),
-        _wrap(stage.title, 24),
-        "\n".join(stage.actors),
-        describe_timescale(timescale),
-        "-" if timescale is None else _FROM[timescale.measured_from],
-        _tiers(stage),
-        "\n".join(_notification(rule) for rule in stage.notifications) or "-",
-        stage.clause,
+        _wrap(stage.title, _STAGE_WIDTHS["title"]),
+        "\n".join(stage.actors) or "-",
+        _timed(stage.timescale),
+        _wrap(stage.clause, _STAGE_WIDTHS["clause"]),
     ]
+
+
+def _tier_row(number: int, tiers: Tiers) -> list[str]:
+    """The row under a stage that repeats through management tiers."""
+    limit = "no limit" if tiers.max_tiers is None else f"up to {tiers.max_tiers}"
+    each = tiers.timescale
+    return [
+        str(number),
+        _wrap(f"each further management tier ({limit})", _STAGE_WIDTHS["title"]),
+        f"as stage {number}",
+        "\n".join([f"{describe_timescale(each)} each", *_cited(each.clause)]),
+        _wrap(tiers.clause, _STAGE_WIDTHS["clause"]),
+    ]
+
+
+def _stage_rows(stage: Stage) -> list[list[str]]:
+    tiers = [] if stage.tiers is None else [_tier_row(stage.number, stage.tiers)]
+    return [_stage_row(stage), *tiers]
+
+
+def _when(rule: NotificationRule) -> str:
+    when = rule.trigger.value.replace("_", " ")
+    return f"{when}\nimmediately" if rule.immediate else when
+
+
+def _notification_rows(stage: Stage) -> list[list[str]]:
+    return [
+        [
+            str(stage.number),
+            rule.recipient.value,
+            _when(rule),
+            _wrap(_condition(rule.condition), _NOTE_WIDTHS["condition"]),
+            _wrap(rule.clause, _NOTE_WIDTHS["clause"]),
+        ]
+        for rule in stage.notifications
+    ]
+
+
+def _stage_notifications(procedure: Procedure) -> str:
+    rows = [row for stage in procedure.stages for row in _notification_rows(stage)]
+    if not rows:
+        return "(none)"
+    return table(["stage", "recipient", "when", "condition", "clause"], rows)
 
 
 def _rules_table(rules: Sequence[NotificationRule]) -> str:
@@ -131,18 +171,6 @@ def _rules_table(rules: Sequence[NotificationRule]) -> str:
     return table(["recipient", "when", "condition", "why", "clause"], rows)
 
 
-_STAGE_HEADERS = (
-    "stage",
-    "title",
-    "who acts",
-    "timescale",
-    "measured from",
-    "tiers",
-    "notifications",
-    "clause",
-)
-
-
 def _render(procedure: Procedure) -> str:
     return "\n".join(
         [
@@ -150,7 +178,10 @@ def _render(procedure: Procedure) -> str:
             f"partnership: {procedure.partnership}",
             f"source: {procedure.source}; effective from {procedure.effective_from.isoformat()}",
             "",
-            table(_STAGE_HEADERS, [_stage_row(s) for s in procedure.stages]),
+            table(_STAGE_HEADERS, [row for s in procedure.stages for row in _stage_rows(s)]),
+            "",
+            "Stage notifications",
+            _stage_notifications(procedure),
             "",
             "Flag rules",
             _rules_table(procedure.flag_rules),

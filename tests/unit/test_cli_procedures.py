@@ -57,17 +57,67 @@ def test_show_prints_stages_timescales_clauses_rules_and_readings(
     code, out, _ = run(capsys, "procedures", "show", "northamptonshire")
     assert code == 0
     for text in [
-        "Northamptonshire flowchart Stage 4",
+        "Northamptonshire\n",
+        "flowchart Stage 4",
         "2 working days",
-        "stage entry",
-        "repeats per tier",
-        "business_office:",
-        "on stage entry, immediately",
+        "from stage entry",
+        "each further",
+        "management tier",
+        "Stage notifications",
+        "immediately",
         "Northamptonshire Recording and Communication",
         "Readings",
         "48 hours",
     ]:
         assert text in out
+
+
+def section(out: str, start: str, end: str) -> str:
+    return out[out.index(start) : out.index(end)]
+
+
+def stage_tables(out: str) -> str:
+    """The stage table and the stage notifications table of ``procedures show``."""
+    return section(out, "stage  title", "Flag rules")
+
+
+def test_show_gives_each_stage_timescale_its_own_clause(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, bucks, _ = run(capsys, "procedures", "show", "buckinghamshire")
+    _, glos, _ = run(capsys, "procedures", "show", "gloucestershire")
+    assert stage_tables(bucks).count("[Buckinghamshire 2.4.24]") == 3
+    stages = section(glos, "stage  title", "Stage notifications")
+    for clause in ["2.1(d)", "2.2(g)", "2.3(g)", "2.4(e)"]:
+        assert f"[Gloucestershire {clause}]" in stages
+    tier_row = stages[stages.index("each further") :]
+    assert "[Gloucestershire 2.3(g)]" in tier_row
+    assert "2.3(d)" in tier_row
+
+
+def test_show_gives_each_stage_notification_its_clause(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, out, _ = run(capsys, "procedures", "show", "gloucestershire")
+    notes = section(out, "Stage notifications", "Flag rules")
+    rows = [line.split() for line in notes.splitlines()[3:] if line[:1].isdigit()]
+    assert [(row[0], row[1]) for row in rows] == [
+        ("1", "designated_safeguarding_lead"),
+        ("3", "business_office"),
+        ("4", "business_office"),
+    ]
+    assert "Gloucestershire 2.3(e)" in notes
+    assert "Gloucestershire 2.4(b)" in notes
+    assert "immediately" in notes.split("Gloucestershire 2.4(b)")[1]
+
+
+@pytest.mark.parametrize("procedure_id", IDS)
+def test_show_fits_the_stage_tables_in_a_100_column_terminal(
+    capsys: pytest.CaptureFixture[str], procedure_id: str
+) -> None:
+    _, out, _ = run(capsys, "procedures", "show", procedure_id)
+    too_wide = [line for line in stage_tables(out).splitlines() if len(line) > 100]
+    assert too_wide == []
 
 
 def test_show_prints_conditions_total_maximum_and_missing_timescales(

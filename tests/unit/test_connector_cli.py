@@ -12,6 +12,20 @@ import pytest
 from gateway.cli import main
 
 SAMPLES = Path(__file__).parents[2] / "connectors" / "samples"
+POLICE_RAISED = SAMPLES / "police-xml" / "raised.xml"
+ANOTHER_FORCE = SAMPLES / "police-xml" / "invalid" / "another-forces-record.xml"
+#: Refused only as some senders: its force code maps to an agency of the samples' config.
+SENDER_DEPENDENT = {ANOTHER_FORCE.name}
+
+
+def police_config(tmp_path: Path) -> Path:
+    """A real force's config: its own code (34) mapped to its own hub agency id."""
+    config = tmp_path / "config.json"
+    organisations = {"34": "nhants-police", "RP1": "nhft", "NCT": "nct-csc"}
+    config.write_text(
+        json.dumps({"partnership": "northamptonshire", "organisations": organisations})
+    )
+    return config
 
 
 def test_list_names_every_installed_connector_with_its_formats(
@@ -99,6 +113,69 @@ def test_check_explains_a_config_that_does_not_fit(
     assert "at config.organisations:" in capsys.readouterr().err
 
 
+def test_check_never_guesses_the_sender_and_hints_at_the_agency_the_code_maps_to(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = police_config(tmp_path)
+    argv = ["connectors", "check", "police-xml", "--sample", str(POLICE_RAISED)]
+
+    refused = main([*argv, "--config", str(config)])
+    err = capsys.readouterr().err
+    accepted = main([*argv, "--config", str(config), "--agency", "nhants-police"])
+    out = capsys.readouterr()
+
+    assert refused == 1
+    assert "at /SafeguardingEscalationRecord/Force/@code:" in err
+    assert "--agency nhants-police" in err
+    assert accepted == 0, out.err
+    [event] = json.loads(out.out)
+    assert event["data"]["raised_by"]["agency_id"] == "nhants-police"
+
+
+def test_check_as_another_agency_hints_at_the_agency_the_record_comes_from(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = police_config(tmp_path)
+    argv = ["connectors", "check", "police-xml", "--sample", str(POLICE_RAISED)]
+
+    code = main([*argv, "--config", str(config), "--agency", "x1"])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "at /SafeguardingEscalationRecord/Force/@code:" in err
+    assert "hint: the problem at /SafeguardingEscalationRecord/Force/@code" in err
+    assert "--agency nhants-police" in err
+    assert "checked as" not in err
+
+
+def test_a_faulty_record_sent_as_its_force_shows_its_own_fault(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = police_config(tmp_path)
+    sample = SAMPLES / "police-xml" / "invalid" / "bad-nhs-number.xml"
+    argv = ["connectors", "check", "police-xml", "--sample", str(sample), "--config", str(config)]
+
+    code = main([*argv, "--agency", "nhants-police"])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    problems = [line for line in err.splitlines() if line.startswith("  at ")]
+    assert problems == ["  at /SafeguardingEscalationRecord/Subject/NHSNumber: is not valid"]
+    assert "hint:" not in err
+
+
+def test_another_forces_record_is_refused_with_the_default_sender(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["connectors", "check", "police-xml", "--sample", str(ANOTHER_FORCE)]
+
+    assert main(argv) == 1
+    refused = capsys.readouterr().err
+
+    assert "at /SafeguardingEscalationRecord/Force/@code:" in refused
+    assert "--agency nhft" in refused
+
+
 def _shipped(valid: bool) -> list[tuple[str, Path]]:
     found = []
     for folder in sorted(p for p in SAMPLES.iterdir() if p.is_dir()):
@@ -139,7 +216,8 @@ def test_every_shipped_invalid_sample_is_refused_for_its_own_fault_with_the_defa
     expectations = [line for line in err.splitlines() if line.startswith("    expected: ")]
     assert reasons
     assert len(expectations) == len(reasons), "every problem must say what is expected"
-    assert "/Force/@code" not in err or sample.name == "another-forces-record.xml"
+    assert "/Force/@code" not in err or sample.name in SENDER_DEPENDENT
+    assert ("hint:" in err) == (sample.name in SENDER_DEPENDENT)
 
 
 def test_check_works_in_a_production_install_without_pytest() -> None:

@@ -10,6 +10,8 @@ from schemas.procedure import Recipient
 from schemas.updates import ClearDeadline
 from tests.unit.builders import (
     HEALTH,
+    OUTSIDER,
+    SOCIAL_CARE,
     Story,
     discussed,
     escalated,
@@ -31,6 +33,23 @@ def test_resolving_without_written_confirmation_is_refused() -> None:
     assert isinstance(fact, Rejected)
     assert "record the agreed outcome in writing" in fact.data.reason
     assert story.state.status is Status.OPEN
+
+
+def test_an_outcome_agreed_by_an_agency_that_is_not_a_party_is_refused() -> None:
+    story = Story(load("northamptonshire"))
+    story.open()
+    event = resolved(story.id)
+    outcome = event.data.outcome.model_copy(update={"agreed_by": (SOCIAL_CARE, OUTSIDER)})
+    event = event.model_copy(update={"data": event.data.model_copy(update={"outcome": outcome})})
+    decision = story.send(event)
+    assert not decision.accepted
+    assert decision.rule == "resolved.agreed_by_non_party"
+    assert decision.clause == "Northamptonshire Recording and Communication"
+    (fact,) = decision.facts
+    assert isinstance(fact, Rejected)
+    assert fact.data.field == "data.outcome.agreed_by[1]"
+    assert f"'{OUTSIDER}' is not a party" in fact.data.reason
+    assert (story.state.status, story.state.outcome) == (Status.OPEN, None)
 
 
 def test_resolving_closes_clears_deadlines_and_tells_everyone_the_outcome() -> None:
@@ -102,6 +121,32 @@ def test_withdrawing_closes_and_clears_every_deadline() -> None:
     cleared = sorted(e.deadline_id for e in decision.effects if isinstance(e, ClearDeadline))
     assert cleared == ["stage:1:1", "total:0:0"]
     assert not story.send(resolved(story.id)).accepted
+
+
+def test_withdrawing_after_the_business_office_was_told_notifies_only_the_parties() -> None:
+    """Northamptonshire stage 5 and Gloucestershire stage 4: reading 'withdrawal ...'."""
+    for procedure_id, stage in [("northamptonshire", 5), ("gloucestershire", 4)]:
+        story = Story(load(procedure_id))
+        story.open()
+        story.climb_to(stage)
+        assert any(
+            n.recipient is Recipient.BUSINESS_OFFICE
+            for d in story.decisions
+            for n in notifications(d)
+        )
+        decision = story.send(withdrawn(story.id, by=HEALTH))
+        assert decision.rule == "withdrawn.closed"
+        assert notifications(decision) == []
+        assert len(updates(decision)) == len(story.state.parties)
+
+
+def test_gloucestershire_resolution_after_the_monitoring_copy_notifies_only_the_parties() -> None:
+    story = Story(load("gloucestershire"))
+    story.open()
+    story.climb_to(3)
+    decision = story.send(resolved(story.id))
+    assert decision.rule == "resolved.closed"
+    assert notifications(decision) == []
 
 
 def test_a_discussion_is_recorded_at_the_current_stage() -> None:

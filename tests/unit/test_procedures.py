@@ -444,6 +444,18 @@ def test_northumberland_reports_resolutions_at_agency_representative_level_to_th
     assert rule.clause == "Northumberland Appendix 3"
 
 
+@pytest.mark.parametrize("procedure_id", IDS)
+def test_no_seed_asks_to_tell_the_business_office_of_a_withdrawal_and_each_says_so(
+    procedure_id: str,
+) -> None:
+    """No text names a notice when an escalation is withdrawn, even after the business office
+    was told of it: none is encoded (there is no withdrawal trigger), and a reading says why."""
+    procedure = load(procedure_id)
+    (reading,) = [r for r in procedure.readings if "withdraw" in r.topic]
+    assert "withdraw" in reading.choice
+    assert "notifies no one beyond the parties" in reading.choice
+
+
 def test_timescale_none_in_toml_stands_for_no_timescale() -> None:
     raw = {"total_maximum": "none", "stages": [{"timescale": "none"}, {"timescale": {}}]}
     assert procedures._with_nulls(raw) == {

@@ -85,6 +85,58 @@ def test_the_raiser_must_be_one_of_the_parties() -> None:
         agency_event_adapter.validate_python(bad)
 
 
+def test_a_raiser_who_is_not_a_party_is_reported_at_the_raisers_agency_id() -> None:
+    bad = raised_event()
+    bad["data"]["raised_by"]["agency_id"] = "police"
+    with pytest.raises(ValidationError) as caught:
+        agency_event_adapter.validate_python(bad)
+    (problem,) = describe(caught.value)
+    assert problem.field == "data.raised_by.agency_id"
+    assert "one of the parties" in (problem.expected or "")
+    assert "police" not in problem.model_dump_json()
+    # pydantic's own location is precise, so every reader of the error finds the field
+    assert [e["loc"][1:] for e in caught.value.errors()] == [("data", "raised_by", "agency_id")]
+    assert "Sam" not in str(caught.value)  # the input is not the whole raise, child and all
+
+
+def test_an_agency_listed_twice_is_reported_at_its_second_listing() -> None:
+    bad = raised_event()
+    bad["data"]["parties"][1]["agency_id"] = "health"
+    with pytest.raises(ValidationError) as caught:
+        agency_event_adapter.validate_python(bad)
+    (problem,) = describe(caught.value)
+    assert problem.field == "data.parties[1].agency_id"
+    assert problem.expected
+
+
+@pytest.mark.parametrize(
+    ("where", "sent", "expected"),
+    [
+        (("time",), "2026-13-45 noon", "an ISO 8601 date-time with a UTC offset, e.g. 2026-"),
+        (("time",), ["2026-04-02"], "an ISO 8601 date-time with a UTC offset"),
+        (("data", "agreed_timescale", "amount"), "five-ish", "a whole number"),
+        (("data", "agreed_timescale", "amount"), 2.5, "a whole number"),
+        (("data", "agreed_timescale", "amount"), 400, "a number of at most 366"),
+    ],
+)
+def test_number_and_date_time_errors_say_what_is_expected_without_the_value(
+    where: tuple[str, ...], sent: object, expected: str
+) -> None:
+    bad = raised_event()
+    bad["data"]["agreed_timescale"] = {"amount": 2, "unit": "working_days"}
+    *parents, last = where
+    target = bad
+    for key in parents:
+        target = target[key]
+    target[last] = sent
+    with pytest.raises(ValidationError) as caught:
+        agency_event_adapter.validate_python(bad)
+    (problem,) = describe(caught.value)
+    assert problem.field == ".".join(where)
+    assert (problem.expected or "").startswith(expected)
+    assert str(sent) not in problem.model_dump_json()
+
+
 def test_unknown_fields_are_refused_rather_than_silently_dropped() -> None:
     bad = raised_event()
     bad["data"]["sumary"] = "typo"
