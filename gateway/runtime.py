@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 from typing import Any
@@ -244,7 +245,8 @@ class Runtime:
 
 
 class _Every:
-    """Calls ``job`` every ``seconds`` on a thread until stopped; store errors are logged."""
+    """Calls ``job`` every ``seconds`` on a thread until stopped; a failure is logged and the
+    job runs again next time (a bug in one run must not end periodic recovery for good)."""
 
     def __init__(self, seconds: float, job: Callable[[], object], *, name: str) -> None:
         self._seconds, self._job, self._name = seconds, job, name
@@ -265,3 +267,8 @@ class _Every:
                 self._job()
             except SQLAlchemyError as exc:
                 logger.warning(f"{self._name}.failed", extra={"error": type(exc).__name__})
+            except Exception as exc:  # noqa: BLE001 - a periodic job's outermost loop: go on
+                frames = "".join(traceback.format_tb(exc.__traceback__))
+                logger.error(
+                    f"{self._name}.crashed", extra={"error": type(exc).__name__, "frames": frames}
+                )

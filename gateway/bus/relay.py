@@ -151,7 +151,8 @@ class Relay:
         self._failures = 0
 
     def notify(self) -> None:
-        """Something was committed to the outbox: relay now (ignored while backing off)."""
+        """Something was committed to the outbox: relay now (ignored while the broker is down;
+        it ends a wait after a database outage, since that commit succeeded)."""
         self._wake.set()
 
     def start(self) -> threading.Thread:
@@ -177,9 +178,11 @@ class Relay:
                 frames = "".join(traceback.format_tb(exc.__traceback__))
                 logger.error("relay.crashed", extra={"error": type(exc).__name__, "frames": frames})
                 delay = self._back_off("unexpected", exc)
-            if self._down is not None:
+            if self._down == "broker":  # a commit says nothing of the broker: wait it out
                 self._stop.wait(delay)
                 continue
+            # Idle, or the database was away: a notify() means a commit just succeeded, so
+            # the database is back and there is something to publish: go at once.
             self._wake.wait(delay)
             self._wake.clear()
 

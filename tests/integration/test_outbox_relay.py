@@ -10,10 +10,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.bus import (
@@ -299,6 +300,39 @@ def test_the_relay_thread_publishes_right_after_a_notify(
         relay.stop()
     assert not thread.is_alive()
     assert on_bus(topology, f"{topology.prefix}.deliver") == ["d0", "d1"]
+
+
+class FlakyStore:
+    """A sessionmaker whose database is away while ``down`` is set."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions, self.down, self.failures = sessions, True, 0
+
+    def __call__(self) -> Session:
+        if self.down:
+            self.failures += 1
+            raise OperationalError("SELECT 1", {}, Exception("the database is away"))
+        return self.sessions()
+
+
+def test_a_notify_after_a_database_outage_ends_the_back_off_at_once(
+    sessions: Sessions, publisher: Publisher, topology: Topology
+) -> None:
+    store = FlakyStore(sessions)
+    relay = Relay(
+        sessions=cast(Sessions, store), publisher=publisher, interval=0.05, backoff_max=3600
+    )
+    thread = relay.start()
+    try:
+        wait_until(lambda: store.failures >= 7)  # backing off: 0.05 s doubling, now 6.4 s
+        store.down = False
+        add(sessions, *deliveries(1))  # a commit: the database is back
+        relay.notify()
+        wait_until(lambda: unpublished(sessions) == [], guard=3.0)
+    finally:
+        relay.stop()
+    assert not thread.is_alive()
+    assert on_bus(topology, f"{topology.prefix}.deliver") == ["d0"]
 
 
 def test_a_broker_outage_is_logged_once_and_its_rows_go_out_after_recovery(
