@@ -19,7 +19,7 @@ from schemas.errors import FieldProblem, field_path
 
 __all__ = ["json_problems"]
 
-_DATE: Final = "a date as YYYY-MM-DD, e.g. 2015-06-01"
+_DATE: Final = "a date as YYYY-MM-DD, e.g. 2026-04-02"
 _INSTANT: Final = "an ISO 8601 date-time with an offset, e.g. 2026-03-02T09:30:00Z"
 _NUMBER: Final = ("is not a whole number", "a whole number, e.g. 2")
 _BOOLEAN: Final = ("is not true or false", "a JSON boolean: true or false")

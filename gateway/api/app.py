@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors.registry import Registry
-from gateway.api import problems
-from gateway.api.problems import CatchUnexpected, ProblemError, problem_response
+from gateway.api import document, problems
+from gateway.api.problems import CatchUnexpected, ProblemError, instance_of, problem_response
 from gateway.api.ratelimit import RateLimit, TokenBuckets
 from gateway.api.replay import ReplayGuard
 from gateway.api.routes_admin import router as admin_router
@@ -53,8 +53,8 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit:
-            path = scope.get("path")
-            response = problem_response(413, "Content too large", self._detail(), instance=path)
+            instance = instance_of(scope)
+            response = problem_response(413, "Content too large", self._detail(), instance=instance)
             await response(scope, receive, send)
             return
         seen = 0
@@ -101,6 +101,7 @@ def create_app(
     if connectors is not None:
         app.state.connectors = connectors
     problems.install(app)
+    document.install(app, hub)  # after problems: declares on top of its document
     for router in (admin_router, connectors_router, events_router, reads_router, ops_router):
         app.include_router(router)
     app.add_middleware(ReplayGuard, hub=hub)  # added first: the innermost

@@ -20,7 +20,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.api.problems import ProblemError
+from gateway.api.access import deny
+from gateway.api.problems import ProblemError, route_template
 from gateway.bootstrap import Hub
 from gateway.store.models import Agency
 from security.credentials import credential_id, verify_credential
@@ -133,7 +134,7 @@ def _agency_for(hub: Hub, token: str) -> Agency | None:
         token_id = credential_id(token)
     except CredentialError:
         return None
-    with hub.sessions() as session:
+    with hub.reads() as session:
         agency = session.scalars(select(Agency).where(Agency.credential_id == token_id)).first()
     if agency is None or not verify_credential(token, agency.credential_hash):
         return None
@@ -143,9 +144,11 @@ def _agency_for(hub: Hub, token: str) -> Agency | None:
 CallerDep = Annotated[Caller, Depends(authenticate)]
 
 
-def require_admin(caller: CallerDep) -> Caller:
-    """Only the administrator; anyone else authenticated gets 403."""
+def require_admin(caller: CallerDep, hub: HubDep, session: SessionDep, request: Request) -> Caller:
+    """Only the administrator; anyone else authenticated gets 403, audited as access_denied."""
     if not caller.is_admin:
+        route = f"{request.method} {route_template(request.scope)}"
+        deny(session, hub, caller, "administrator route", route=route)
         raise ProblemError(403, "Forbidden", "only the hub administrator may do this")
     return caller
 

@@ -52,8 +52,8 @@ def stored_config(hub: Hub, row: Connector, plugin: ConnectorPlugin) -> Connecto
         raise ProblemError(
             409,
             "Connector config outdated",
-            f"connector '{row.id}' has a config that its kind '{row.kind}' (version "
-            f"{plugin.meta.version}) no longer accepts; register the connector again",
+            f"this connector's config no longer fits its kind '{row.kind}' (version "
+            f"{plugin.meta.version}); register the connector again",
             field=fields[0] if fields else "config",
         ) from None
 

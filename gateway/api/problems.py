@@ -6,9 +6,14 @@ handlers installed by ``install``:
 ├── ProblemError            -> its own document
 ├── services Refused        -> its ``problem()`` document (status from the refusal)
 ├── RequestValidationError  -> 422 with ``errors: [{field, problem, expected}]``, never the input
-├── HTTPException           -> 404 unknown route, 405 (keeps ``Allow``), any other status
+├── HTTPException           -> 404 unknown route, 405 (keeps ``Allow``), any other status;
+│                              FastAPI's own 400 for a body it cannot decode (not UTF-8, too
+│                              deep) -> the same 422 as a body that is not JSON, naming '(body)'
 ├── database unreachable    -> 503 with Retry-After (SQLAlchemy Operational/Interface/pool timeout)
 and CatchUnexpected, the outermost middleware: any other error -> 500, logged without its message
+
+A problem never repeats a value the caller sent: details name the parameter or field instead,
+and ``instance`` is the request path only on routes without path parameters (``instance_of``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.services.errors import Refused
@@ -38,8 +44,10 @@ __all__ = [
     "Problem",
     "ProblemError",
     "install",
+    "instance_of",
     "problem_response",
     "problem_responses",
+    "route_template",
 ]
 
 PROBLEM_JSON = "application/problem+json"
@@ -68,8 +76,13 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str | None = None
-    instance: str | None = None
-    field: str | None = Field(default=None, description="The request field or header at fault.")
+    instance: str | None = Field(
+        default=None,
+        description="The request path, on routes without path parameters (never a value sent).",
+    )
+    field: str | None = Field(
+        default=None, description="The request field, parameter or header at fault."
+    )
     errors: list[FieldProblem] | None = None
 
 
@@ -168,23 +181,52 @@ def _send(doc: Mapping[str, Any], status: int, headers: Mapping[str, str] | None
     return JSONResponse(dict(doc), status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def route_template(scope: Scope) -> str | None:
+    """The path template of the route a request is for (``/v1/agencies/{agency_id}``), or None.
+
+    Logs name the template, never the path: a path carries values the caller sent.
+    """
+    route = scope.get("route")
+    if route is None:  # middleware, or no route matched: look the route up
+        app = scope.get("app")
+        routes = getattr(getattr(app, "router", None), "routes", ())
+        route = next((r for r in routes if r.matches(scope)[0] is Match.FULL), None)
+    template = getattr(route, "path", None)
+    return template if isinstance(template, str) else None
+
+
+def instance_of(scope: Scope) -> str | None:
+    """The problem's ``instance``: the path of a route without path parameters, else None.
+
+    A path with parameters carries values the caller sent (an id, or by mistake a child's NHS
+    number), which a problem never repeats; the ``field`` names the parameter instead.
+    """
+    template = route_template(scope)
+    return template if template is not None and "{" not in template else None
+
+
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    return _send(exc.document(instance=request.url.path), exc.status_code, exc.headers)
+    return _send(exc.document(instance=instance_of(request.scope)), exc.status_code, exc.headers)
 
 
 async def _on_refused(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Refused)
     unavailable = exc.status == HTTPStatus.SERVICE_UNAVAILABLE
     headers = {"Retry-After": RETRY_AFTER} if unavailable else None
-    return _send(exc.problem(instance=request.url.path), exc.status, headers)
+    return _send(exc.problem(instance=instance_of(request.scope)), exc.status, headers)
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [_field_problem(err) for err in exc.errors()]
+    return _invalid(request, [_field_problem(err) for err in exc.errors()])
+
+
+def _invalid(request: Request, errors: Sequence[FieldProblem]) -> JSONResponse:
     detail = f"{len(errors)} part(s) of the request are invalid; see 'errors', fix and resend"
-    doc = _document(422, "Invalid request", detail, instance=request.url.path)
+    doc = _document(422, "Invalid request", detail, instance=instance_of(request.scope))
+    if len(errors) == 1:
+        doc["field"] = errors[0].field
     doc["errors"] = [e.model_dump(exclude_none=True) for e in errors]
     return _send(doc, 422, None)
 
@@ -192,17 +234,20 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     status = exc.status_code
+    if status == HTTPStatus.BAD_REQUEST and exc.__cause__ is not None:
+        # FastAPI's "There was an error parsing the body": a JSON body it could not decode
+        return _invalid(request, [_undecodable(exc.__cause__)])
     phrase = _phrase(status)
     detail = str(exc.detail) if exc.detail and exc.detail != phrase else _default_detail(status)
-    return _send(_document(status, phrase, detail, instance=request.url.path), status, exc.headers)
+    doc = _document(status, phrase, detail, instance=instance_of(request.scope))
+    return _send(doc, status, exc.headers)
 
 
 async def _on_store_down(request: Request, exc: Exception) -> JSONResponse:
-    logger.warning(
-        "database unreachable", extra={"path": request.url.path, "error": type(exc).__name__}
-    )
+    route = route_template(request.scope)
+    logger.warning("database unreachable", extra={"route": route, "error": type(exc).__name__})
     detail = "the hub's database cannot be reached; nothing was changed, retry later"
-    doc = _document(503, "Service unavailable", detail, instance=request.url.path)
+    doc = _document(503, "Service unavailable", detail, instance=instance_of(request.scope))
     return _send(doc, 503, {"Retry-After": RETRY_AFTER})
 
 
@@ -229,9 +274,10 @@ class CatchUnexpected:
             await self.app(scope, receive, tracked)
         except Exception as exc:  # noqa: BLE001 - outermost catch of a request, logged below
             stack = "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)))
-            path = scope.get("path")
+            route = route_template(scope)
             logger.error(
-                "unhandled error", extra={"path": path, "error": type(exc).__name__, "stack": stack}
+                "unhandled error",
+                extra={"route": route, "error": type(exc).__name__, "stack": stack},
             )
             if scope["type"] == "http" and not started:
                 detail = "the hub failed to handle this request; it is logged, try again later"
@@ -240,14 +286,14 @@ class CatchUnexpected:
 
 
 def _field_problem(err: Mapping[str, Any]) -> FieldProblem:
-    """One FastAPI validation error without its input: body fields lose the 'body' prefix."""
+    """One FastAPI validation error without its input, named by body field or parameter."""
     loc = list(err.get("loc", ()))
     ctx = err.get("ctx") or {}
     if err.get("type") == "json_invalid":
         where = f" at position {loc[-1]}" if loc and isinstance(loc[-1], int) else ""
         problem = f"the body is not JSON: {ctx.get('error', 'decode error')}{where}"
         return FieldProblem(field="(body)", problem=problem, expected="a JSON object")
-    if loc and loc[0] == "body":
+    if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
         loc = loc[1:]
     expected = None
     if "expected" in ctx:
@@ -257,6 +303,17 @@ def _field_problem(err: Mapping[str, Any]) -> FieldProblem:
     elif err.get("type") == "missing":
         expected = "a value (this field is required)"
     return FieldProblem(field=field_path(loc), problem=str(err.get("msg")), expected=expected)
+
+
+def _undecodable(cause: BaseException) -> FieldProblem:
+    """Why a JSON body could not be decoded, without its bytes."""
+    if isinstance(cause, UnicodeError):
+        problem = "the body is not text in UTF-8 (or UTF-16/32), so it cannot be JSON"
+    elif isinstance(cause, RecursionError):
+        problem = "the body's JSON is nested too deeply to read"
+    else:
+        problem = "the body could not be read as JSON"
+    return FieldProblem(field="(body)", problem=problem, expected="a JSON object in UTF-8")
 
 
 def _phrase(status: int) -> str:

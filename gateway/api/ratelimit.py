@@ -23,7 +23,7 @@ from typing import Final
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.api.problems import problem_response
+from gateway.api.problems import instance_of, problem_response
 from gateway.metrics import INGEST_REFUSED
 
 __all__ = [
@@ -38,7 +38,8 @@ __all__ = [
 RATE_PER_SECOND: Final = 20.0  # sustained requests a second per connector (each may be a batch)
 BURST: Final = 40  # requests a connector may send at once after being idle
 MAX_TRACKED: Final = 10_000  # buckets kept; beyond this, the least recently used are forgotten
-_EVENTS_PATH = re.compile(r"/v1/connectors/([^/]{1,64})/events")
+#: An id as ``access.ObjectId`` takes it (no "/"): any other goes on to be refused as invalid.
+_EVENTS_PATH = re.compile(r"/v1/connectors/([\x21-\x2e\x30-\x7e]{1,64})/events")
 
 
 def events_connector(scope: Scope) -> str | None:
@@ -104,7 +105,7 @@ class RateLimit:
         INGEST_REFUSED.labels(reason="rate").inc()
         seconds = max(1, math.ceil(wait))
         detail = (
-            f"connector '{connector_id}' sent more than {self.buckets.rate:g} requests a second "
+            f"this connector sent more than {self.buckets.rate:g} requests a second "
             f"(bursts of {self.buckets.burst}); nothing was read or stored: wait {seconds} s "
             "(Retry-After), then resend, or send events in batches"
         )
@@ -112,7 +113,7 @@ class RateLimit:
             429,
             "Too many requests",
             detail,
-            instance=scope.get("path"),
+            instance=instance_of(scope),
             headers={"Retry-After": str(seconds)},
         )
         await response(scope, receive, send)

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.api.problems import RETRY_AFTER, ProblemError, problem_response
+from gateway.api.problems import RETRY_AFTER, ProblemError, instance_of, problem_response
 from gateway.api.ratelimit import events_connector
 from gateway.api.routes_connectors import connector_secrets
 from gateway.bootstrap import Hub
@@ -105,7 +105,7 @@ def _insert_if_absent(session: Session, values: Mapping[str, Any]) -> Any:
 
 def _signed_id(hub: Hub, connector_id: str, headers: Mapping[str, str], body: bytes) -> str | None:
     """The webhook id if the connector is active and signed this body, else None."""
-    with hub.sessions() as session:
+    with hub.reads() as session:
         row = session.get(Connector, connector_id)
     if row is None or row.status != "active":
         return None
@@ -245,5 +245,5 @@ def _problem(
     headers: Mapping[str, str] | None,
     **extensions: Any,
 ) -> Any:
-    path = scope.get("path")
-    return problem_response(status, title, detail, instance=path, headers=headers, **extensions)
+    instance = instance_of(scope)
+    return problem_response(status, title, detail, instance=instance, headers=headers, **extensions)

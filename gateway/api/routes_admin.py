@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.exc import IntegrityError
 
+from gateway.api.access import ObjectId, deny, not_visible
 from gateway.api.auth import CREDENTIAL_PREFIX, AdminDep, CallerDep, HubDep, SessionDep
 from gateway.api.problems import ProblemError, problem_responses
 from gateway.store import audit
@@ -106,7 +107,7 @@ def register_agency(
     """Register an agency and return its credential, shown once."""
     _check_partnerships(body.partnerships)
     if session.get(Agency, body.id) is not None:
-        raise _exists(body.id)
+        raise _exists()
     token, stored = new_credential(CREDENTIAL_PREFIX)
     now = hub.clock()
     row = Agency(
@@ -133,7 +134,7 @@ def register_agency(
         session.commit()
     except IntegrityError:
         session.rollback()
-        raise _exists(body.id) from None
+        raise _exists() from None
     logger.info("agency registered", extra={"agency_id": body.id, "kind": row.kind})
     return AgencyCreated(**agency_out(row).model_dump(), credential=token)
 
@@ -143,18 +144,23 @@ def register_agency(
     summary="Read an agency",
     responses=problem_responses(401, 404),
 )
-def read_agency(agency_id: str, caller: CallerDep, session: SessionDep) -> AgencyOut:
+def read_agency(
+    agency_id: ObjectId, caller: CallerDep, hub: HubDep, session: SessionDep
+) -> AgencyOut:
     """Return an agency (to the administrator or the agency itself)."""
     row = session.get(Agency, agency_id)
-    if row is None or not (caller.is_admin or caller.agency_id == agency_id):
-        raise ProblemError(404, "Not found", f"no agency '{agency_id}' visible to you")
+    if row is not None and not (caller.is_admin or caller.agency_id == row.id):
+        deny(session, hub, caller, "agency", agency_id=row.id)
+        row = None
+    if row is None:
+        raise not_visible("agency", "agency_id")
     return agency_out(row)
 
 
-def _exists(agency_id: str) -> ProblemError:
+def _exists() -> ProblemError:
     return ProblemError(
         409,
         "Agency exists",
-        f"an agency '{agency_id}' is already registered; choose another id",
+        "an agency with this id is already registered; choose another id",
         field="id",
     )

@@ -2,20 +2,25 @@
 
 A connector's ``kind`` must be an installed connector (``GET /v1/connector-kinds`` lists them)
 and its ``config`` must fit that kind's config model: the fields are stored in clear, except
-``SecretStr`` fields, which are sealed apart and shown masked.
+``SecretStr`` fields, which are sealed apart and shown masked. The public key must be one
+``security`` accepts in the form ``jwk.PublicJwk`` declares, and the callback URL one the
+guard in ``urls`` accepts, of the form ``urls.callback_url_pattern`` declares. A connector
+or agency of another agency answers 404, as if it did not exist, and is audited (``access``).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.orm import Session
 
+from gateway.api.access import ObjectId, deny, not_visible
 from gateway.api.auth import AgencyDep, Caller, CallerDep, HubDep, SessionDep
 from gateway.api.connector_config import (
     checked_config,
@@ -24,9 +29,11 @@ from gateway.api.connector_config import (
     registry_of,
     split_config,
 )
+from gateway.api.jwk import declared_jwk
 from gateway.api.problems import ProblemError, problem_responses
-from gateway.api.urls import CallbackUrlError, check_callback_url
+from gateway.api.urls import CallbackUrlError, callback_url_pattern, check_callback_url
 from gateway.bootstrap import Hub
+from gateway.services import deadletters
 from gateway.store import audit
 from gateway.store.models import Agency, Connector
 from security.envelopes import validate_public_jwk
@@ -35,6 +42,7 @@ from security.webhooks import new_secret
 
 __all__ = [
     "ConnectorCreated",
+    "ConnectorEnabled",
     "ConnectorIn",
     "ConnectorKind",
     "ConnectorOut",
@@ -58,7 +66,13 @@ class ConnectorIn(BaseModel):
             "example": {
                 "kind": "social-care",
                 "callback_url": "https://case-system.nctrust.example/escalation-hub",
-                "public_jwk": {"kty": "EC", "crv": "P-256", "x": "...", "y": "...", "use": "enc"},
+                "public_jwk": {
+                    "kty": "EC",
+                    "crv": "P-256",
+                    "x": "eaSYHEcQB7IWdU4--j4uuZ7zuq-t4DP4geQDWYvrz7Q",
+                    "y": "O2Af0fpK0-rINngILxyXbZdYiFDA7ux5i00rXFjYFPU",
+                    "use": "enc",
+                },
                 "config": {"partnership": "northamptonshire", "organisations": {"RP1": "nhft"}},
             }
         },
@@ -114,6 +128,15 @@ class SecretRotated(BaseModel):
     valid_secrets: int = Field(description="How many secrets verify signatures now.")
 
 
+class ConnectorEnabled(ConnectorOut):
+    """The connector, active again, and how many of its dead letters went back in its queue."""
+
+    replayed: int = Field(
+        default=0,
+        description="Dead letters of this connector put back to pending (replay=true only).",
+    )
+
+
 def secrets_context(connector_id: str) -> str:
     """The sealing context of a connector's secrets."""
     return f"connector:{connector_id}"
@@ -138,26 +161,38 @@ def _out(row: Connector) -> ConnectorOut:
     )
 
 
-def _not_found(what: str, ident: str) -> ProblemError:
-    return ProblemError(404, "Not found", f"no {what} '{ident}' visible to you")
-
-
-def _owned(session: Session, caller: Caller, connector_id: str, *, lock: bool = False) -> Connector:
+def _owned(
+    session: Session, hub: Hub, caller: Caller, connector_id: str, *, lock: bool = False
+) -> Connector:
+    """The connector if the caller owns it (or is the administrator); else 404, audited."""
     row = session.get(Connector, connector_id, with_for_update=lock)
-    if row is None or not (caller.is_admin or caller.agency_id == row.agency_id):
-        raise _not_found("connector", connector_id)
+    if row is not None and not (caller.is_admin or caller.agency_id == row.agency_id):
+        deny(session, hub, caller, "connector", connector_id=row.id)
+        row = None
+    if row is None:
+        raise not_visible("connector", "connector_id")
     return row
 
 
-def _validate(body: ConnectorIn, hub: Hub) -> None:
+def _validate(body: ConnectorIn, hub: Hub) -> dict[str, Any]:
+    """The public key to store, once the key and the callback URL are both taken; else 422."""
+    given = {name: value for name, value in body.public_jwk.items() if value is not None}
     try:
-        validate_public_jwk(body.public_jwk)
+        validate_public_jwk(given)  # security's reasons first: they say what to do
+        key = declared_jwk(given)  # then the form the OpenAPI document declares
     except KeyMaterialError as exc:
         raise ProblemError(422, "Unusable public key", str(exc), field="public_jwk") from None
+    loopback = hub.settings.allow_loopback_callbacks
     try:
-        check_callback_url(body.callback_url, allow_loopback=hub.settings.allow_loopback_callbacks)
+        check_callback_url(body.callback_url, allow_loopback=loopback)
+        if not re.fullmatch(callback_url_pattern(allow_loopback=loopback), body.callback_url):
+            raise CallbackUrlError(
+                "the callback URL must be https://, a host name or IPv4 address, an optional "
+                "port, then a path in printable ASCII (no spaces)"
+            )
     except CallbackUrlError as exc:
         raise ProblemError(422, "Callback URL refused", str(exc), field="callback_url") from None
+    return key
 
 
 @router.post(
@@ -167,7 +202,7 @@ def _validate(body: ConnectorIn, hub: Hub) -> None:
     responses=problem_responses(401, 404, 422),
 )
 def register_connector(
-    agency_id: str,
+    agency_id: ObjectId,
     body: ConnectorIn,
     caller: CallerDep,
     hub: HubDep,
@@ -175,13 +210,15 @@ def register_connector(
     request: Request,
 ) -> ConnectorCreated:
     """Register a connector and return its signing secret, shown once."""
-    if session.get(Agency, agency_id) is None or not (
-        caller.is_admin or caller.agency_id == agency_id
-    ):
-        raise _not_found("agency", agency_id)
+    agency = session.get(Agency, agency_id)
+    if agency is not None and not (caller.is_admin or caller.agency_id == agency.id):
+        deny(session, hub, caller, "connectors", agency_id=agency.id)
+        agency = None
+    if agency is None:
+        raise not_visible("agency", "agency_id")
     plugin = plugin_of(registry_of(request), body.kind)
     clear, secret_config = split_config(checked_config(plugin, body.config))
-    _validate(body, hub)
+    public_jwk = _validate(body, hub)
     connector_id = f"con_{secrets.token_hex(10)}"
     secret, now = new_secret(), hub.clock()
     row = Connector(
@@ -189,7 +226,7 @@ def register_connector(
         agency_id=agency_id,
         kind=body.kind,
         callback_url=body.callback_url,
-        public_jwk=body.public_jwk,
+        public_jwk=public_jwk,
         secrets_sealed=hub.sealer.seal([secret], context=secrets_context(connector_id)),
         status="active",
         created_at=now,
@@ -218,10 +255,10 @@ def register_connector(
     responses=problem_responses(401, 403, 404),
 )
 def rotate_secret(
-    connector_id: str, caller: AgencyDep, hub: HubDep, session: SessionDep
+    connector_id: ObjectId, caller: AgencyDep, hub: HubDep, session: SessionDep
 ) -> SecretRotated:
     """Add a new signing secret; the previous one stays valid until the next rotation."""
-    row = _owned(session, caller, connector_id, lock=True)  # two rotations must not interleave
+    row = _owned(session, hub, caller, connector_id, lock=True)  # rotations must not interleave
     secret = new_secret()
     kept = [secret, *connector_secrets(hub, row)][:KEPT_SECRETS]
     row.secrets_sealed = hub.sealer.seal(kept, context=secrets_context(row.id))
@@ -244,10 +281,21 @@ def rotate_secret(
     responses=problem_responses(401, 404),
 )
 def enable_connector(
-    connector_id: str, caller: CallerDep, hub: HubDep, session: SessionDep
-) -> ConnectorOut:
-    """Mark a disabled connector active; replay its dead letters afterwards to catch up."""
-    row = _owned(session, caller, connector_id, lock=True)
+    connector_id: ObjectId,
+    caller: CallerDep,
+    hub: HubDep,
+    session: SessionDep,
+    request: Request,
+    replay: Annotated[
+        bool,
+        Query(
+            description="Also replay every dead letter of this connector, in the same step: "
+            "they go out in the order they were decided, before anything decided later."
+        ),
+    ] = False,
+) -> ConnectorEnabled:
+    """Mark a connector active; with replay=true also put its dead letters back in order."""
+    row = _owned(session, hub, caller, connector_id, lock=True)
     if row.status != "active":
         row.status = "active"
         audit.append(
@@ -258,8 +306,14 @@ def enable_connector(
             escalation_id=None,
             detail={"connector_id": row.id},
         )
+    replayed = 0
+    if replay:  # in this transaction: no update decided from now on can overtake them
+        replayed = deadletters.replay_connector(session, row.id, at=hub.clock(), actor=caller.actor)
     session.commit()
-    return _out(row)
+    on_accepted = request.app.state.on_accepted
+    if replayed and on_accepted is not None:
+        on_accepted()  # the lane's poke is waiting in the outbox
+    return ConnectorEnabled(**_out(row).model_dump(), replayed=replayed)
 
 
 @router.get(
@@ -267,9 +321,11 @@ def enable_connector(
     summary="Read a connector (without secrets)",
     responses=problem_responses(401, 404),
 )
-def read_connector(connector_id: str, caller: CallerDep, session: SessionDep) -> ConnectorOut:
+def read_connector(
+    connector_id: ObjectId, caller: CallerDep, hub: HubDep, session: SessionDep
+) -> ConnectorOut:
     """Return a connector to its agency or the administrator; secrets are never shown again."""
-    return _out(_owned(session, caller, connector_id))
+    return _out(_owned(session, hub, caller, connector_id))
 
 
 @router.get(

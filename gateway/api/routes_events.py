@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from connectors.base import Connector as ConnectorPlugin
 from connectors.base import InboundContext, MalformedDocument, TranslationError, essence
 from connectors.registry import Registry, UnknownConnectorKind
+from gateway.api.access import ObjectId
 from gateway.api.auth import HubDep
 from gateway.api.connector_config import registry_of, stored_config
 from gateway.api.problems import RETRY_AFTER, ProblemError, problem_responses
@@ -44,7 +45,7 @@ _EXAMPLE = {
     "source": "urn:case-system:nhft",
     "type": "uk.escalation-hub.v1.acknowledged",
     "time": "2026-03-02T09:30:00Z",
-    "subject": "<escalation id>",
+    "subject": "5f0c6e1e-8d1f-4a53-9a0b-3c2d1e0f4a5b",  # the escalation id
     "data": {"by": {"agency_id": "nhft-health", "name": "A. Nurse", "role": "practitioner"}},
 }
 _BODY = {
@@ -78,15 +79,16 @@ def _unavailable(exc: Exception) -> ProblemError:
 def _connector(hub: Hub, connector_id: str) -> tuple[Connector, list[str]]:
     """The active connector and its secrets, in a short transaction of its own."""
     try:
-        with hub.sessions() as session:
+        with hub.reads() as session:
             row = session.get(Connector, connector_id)
     except DBAPIError as exc:
         raise _unavailable(exc) from exc
     if row is None:
-        raise _refuse("unknown_connector", 404, "Not found", f"no connector '{connector_id}'")
+        detail = "no such connector; check 'connector_id' (the id given at registration)"
+        raise _refuse("unknown_connector", 404, "Not found", detail, field="connector_id")
     if row.status != "active":
-        detail = f"connector '{connector_id}' is {row.status}; ask the hub administrator"
-        raise _refuse("disabled", 403, "Connector disabled", detail)
+        detail = f"this connector is {row.status}; ask the hub administrator to enable it"
+        raise _refuse("disabled", 403, "Connector disabled", detail, field="connector_id")
     return row, connector_secrets(hub, row)
 
 
@@ -156,7 +158,7 @@ def _plugin(registry: Registry, row: Connector) -> ConnectorPlugin:
             "unknown_kind",
             409,
             "Connector kind not installed",
-            f"connector '{row.id}' is of kind '{row.kind}', which this hub no longer has "
+            f"this connector is of kind '{row.kind}', which this hub no longer has "
             f"(installed: {', '.join(exc.known)}); ask the hub administrator",
         ) from None
 
@@ -201,7 +203,7 @@ def _checked(
     "/v1/connectors/{connector_id}/events",
     status_code=202,
     summary="Send a signed native document (generic connectors: one CloudEvent or an array)",
-    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
     openapi_extra={
         "parameters": [
             {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
@@ -213,11 +215,12 @@ def _checked(
                 "The connector kind's native document, in a media type the kind reads "
                 "(GET /v1/connector-kinds); for the generic kind, CloudEvents JSON."
             ),
+            # the schema per media type the installed kinds read: gateway.api.document
             "content": {"application/json": _BODY},
         },
     },
 )
-async def post_events(connector_id: str, request: Request, hub: HubDep) -> JSONResponse:
+async def post_events(connector_id: ObjectId, request: Request, hub: HubDep) -> JSONResponse:
     """Verify, translate and durably accept events; answers 202 with their ids."""
     connector, secrets = await run_in_threadpool(_connector, hub, connector_id)
     body = await request.body()  # BodyLimit (app.py) refuses it with 413 past max_body_bytes

@@ -15,11 +15,13 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.api.access import ID_PATTERN, ObjectId
 from gateway.api.auth import AdminDep, HubDep, SessionDep
 from gateway.api.problems import RETRY_AFTER, ProblemError, problem_responses
 from gateway.bootstrap import Hub
 from gateway.metrics import REGISTRY
 from gateway.services import deadletters
+from gateway.services.errors import NotFound
 
 __all__ = ["DeadLetterPage", "DeadLetterView", "Health", "Replayed", "database_ready", "router"]
 
@@ -124,7 +126,14 @@ def list_dead_letters(
     caller: AdminDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    after: Annotated[str | None, Query(max_length=200)] = None,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern=ID_PATTERN,
+            description="'next_after' of the previous page: the page starts after that delivery.",
+        ),
+    ] = None,
 ) -> DeadLetterPage:
     """Deliveries that exhausted their attempts, oldest first."""
     found = deadletters.list_dead(session, limit=limit, after=after)
@@ -140,10 +149,14 @@ def list_dead_letters(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 def replay_dead_letter(
-    delivery_id: str, request: Request, caller: AdminDep, hub: HubDep
+    delivery_id: ObjectId, request: Request, caller: AdminDep, hub: HubDep
 ) -> Replayed:
     """Put a dead delivery back in the queue; it is attempted again with the same id."""
-    deadletters.replay(hub, delivery_id, actor=caller.actor)
+    try:
+        deadletters.replay(hub, delivery_id, actor=caller.actor)
+    except NotFound:  # its message quotes the id; a problem never repeats a path's value
+        detail = "no such delivery; check 'delivery_id' against GET /v1/dead-letters"
+        raise ProblemError(404, "Not found", detail, field="delivery_id") from None
     on_accepted: Callable[[], None] | None = request.app.state.on_accepted
     if on_accepted is not None:
         on_accepted()  # a new outbox row is waiting

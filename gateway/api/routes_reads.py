@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
+from gateway.api.access import ID_PATTERN, ObjectId, deny, not_visible
 from gateway.api.auth import Caller, CallerDep, HubDep, SessionDep
 from gateway.api.problems import ProblemError, problem_responses
 from gateway.bootstrap import Hub
@@ -31,6 +32,7 @@ from gateway.store.models import (
     NotificationRow,
     Party,
 )
+from router import procedures
 from schemas.escalation import Escalation
 from schemas.people import Child
 
@@ -55,6 +57,8 @@ router = APIRouter(tags=["escalations"], responses=problem_responses(422))
 View = Literal["party", "oversight"]
 NOTIFICATIONS_SHOWN = 200  # the most recent ones
 OVERDUE_SHOWN = 500  # the longest overdue first
+#: Unpadded base64url: whole quanta, then 2 to 4 characters (a lone last character is no byte).
+CURSOR = r"^(?:[A-Za-z0-9_-]{4})*[A-Za-z0-9_-]{2,4}$"
 
 
 class _Row(BaseModel):
@@ -164,17 +168,19 @@ def _view(session: Session, caller: Caller, row: EscalationRow) -> View | None:
 
 
 def decode_cursor(cursor: str) -> str:
-    """The last id of the previous page, or 422 naming the cursor."""
+    """The position a cursor names: the last id of the previous page.
+
+    Every text matching ``CURSOR`` (unpadded base64url) names a position, so the query
+    parameter's pattern is the whole contract: bytes that are not UTF-8 decode with U+FFFD,
+    and NUL (which PostgreSQL text cannot hold) becomes U+FFFD too.
+    """
+    raw = cursor.encode("ascii", "replace")
     try:
-        raw = cursor.encode("ascii")
-        padded = raw + b"=" * (-len(raw) % 4)
-        last_id = base64.b64decode(padded, altchars=b"-_", validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeError, ValueError):
-        last_id = ""
-    if not last_id or encode_cursor(last_id) != cursor:
+        decoded = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+    except (binascii.Error, ValueError):  # only if the pattern was not checked first
         detail = "the cursor is not one this API made; pass next_cursor from the previous page"
-        raise ProblemError(422, "Invalid cursor", detail, field="cursor")
-    return last_id
+        raise ProblemError(422, "Invalid cursor", detail, field="cursor") from None
+    return decoded.decode("utf-8", "replace").replace("\x00", "\ufffd")
 
 
 def encode_cursor(last_id: str) -> str:
@@ -191,11 +197,22 @@ def list_escalations(
     caller: CallerDep,
     hub: HubDep,
     session: SessionDep,
-    status: Annotated[str | None, Query(max_length=32, examples=["open"])] = None,
+    status: Annotated[
+        str | None, Query(max_length=32, pattern=ID_PATTERN, examples=["open"])
+    ] = None,
     stage: Annotated[int | None, Query(ge=0, le=99)] = None,
-    partnership: Annotated[str | None, Query(max_length=64, examples=["northamptonshire"])] = None,
+    partnership: Annotated[
+        str | None, Query(max_length=64, pattern=ID_PATTERN, examples=["northamptonshire"])
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=400,
+            pattern=CURSOR,
+            description="'next_cursor' of the previous page (unpadded base64url).",
+        ),
+    ] = None,
 ) -> EscalationPage:
     """List summaries (no sealed content), oldest id first, a page at a time."""
     mine = and_(Party.escalation_id == EscalationRow.id, Party.agency_id == caller.agency_id)
@@ -231,9 +248,8 @@ def _readable(
     view = None if row is None else _view(session, caller, row)
     if row is None or view is None:
         if row is not None:
-            _audit(session, hub, caller, "access_denied", row.id, resource=resource)
-            session.commit()
-        raise ProblemError(404, "Not found", f"no escalation '{escalation_id}' visible to you")
+            deny(session, hub, caller, resource, escalation_id=row.id)
+        raise not_visible("escalation", "escalation_id")
     return row, view
 
 
@@ -243,7 +259,7 @@ def _readable(
     responses=problem_responses(401, 404),
 )
 def read_escalation(
-    escalation_id: str, caller: CallerDep, hub: HubDep, session: SessionDep
+    escalation_id: ObjectId, caller: CallerDep, hub: HubDep, session: SessionDep
 ) -> EscalationView:
     """The escalation's state: in full for parties, without child identifiers for oversight."""
     row, view = _readable(session, hub, caller, escalation_id, "escalation")
@@ -268,7 +284,7 @@ def read_escalation(
     responses=problem_responses(401, 404),
 )
 def read_history(
-    escalation_id: str, caller: CallerDep, hub: HubDep, session: SessionDep
+    escalation_id: ObjectId, caller: CallerDep, hub: HubDep, session: SessionDep
 ) -> History:
     """Inbound events in the order accepted, and every delivery with its status."""
     row, view = _readable(session, hub, caller, escalation_id, "history")
@@ -328,17 +344,23 @@ class Overview(BaseModel):
     responses=problem_responses(401, 404),
 )
 def partnership_overview(
-    partnership_id: str, caller: CallerDep, hub: HubDep, session: SessionDep
+    partnership_id: ObjectId, caller: CallerDep, hub: HubDep, session: SessionDep
 ) -> Overview:
     """Counts by status and stage, recent notifications and overdue deadlines (no content)."""
     office = caller.is_business_office and partnership_id in caller.partnerships
-    detail = {"resource": "overview", "partnership": partnership_id[:64]}
-    if not (caller.is_admin or office):
-        _audit(session, hub, caller, "access_denied", None, **detail)
-        session.commit()
-        raise ProblemError(404, "Not found", f"no partnership '{partnership_id}' in your remit")
+    known = partnership_id in {procedure_id for procedure_id, _ in procedures.available()}
+    named = {"partnership": partnership_id} if known else {}  # never an arbitrary text
+    if not (office or (caller.is_admin and known)):
+        if not caller.is_admin:  # an agency reaching for a partnership not its own
+            deny(session, hub, caller, "overview", **named)
+        raise ProblemError(
+            404,
+            "Not found",
+            "no such partnership in your remit; check 'partnership_id'",
+            field="partnership_id",
+        )
     overview = _overview(session, partnership_id, hub.clock())
-    _audit(session, hub, caller, "read", None, **detail)
+    _audit(session, hub, caller, "read", None, resource="overview", **named)
     session.commit()
     return overview
 

@@ -7,6 +7,11 @@ also when an IPv6 address carries one (IPv4-mapped, 6to4, NAT64). Only names are
 (``socket.getaddrinfo``); no traffic is sent. With ``allow_loopback`` (development and test
 only) a loopback host is allowed, over ``http`` too.
 
+``callback_url_pattern`` is the same rule as far as a regular expression can say it (for the
+OpenAPI document and the request model): https (or http to a loopback name or address, where
+allowed), a host name or IPv4 address, an optional port, then printable ASCII. Whether the
+host resolves, and only to public addresses, only resolving can tell.
+
 The guard runs at registration (``check_callback_url``) and again at send time: the delivery
 worker's transport (``gateway.services.egress``) vets every address it is about to connect to
 with ``vet_addresses`` and connects to the vetted address only, so a name that later resolves
@@ -27,6 +32,7 @@ __all__ = [
     "IPAddress",
     "Resolver",
     "UnresolvableHost",
+    "callback_url_pattern",
     "check_callback_url",
     "refusal",
     "vet_addresses",
@@ -36,6 +42,14 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[..., Sequence[tuple[Any, ...]]]
 MAX_URL_CHARS = 2000
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = rf"{_LABEL}(?:\.{_LABEL})*"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_LOOPBACK = rf"(?:localhost|127(?:\.{_OCTET}){{3}})"
+_PORT = (  # 0 to 65535
+    r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0)"
+)
+_REST = r"(?:[/?#][\x21-\x7e]*)?"  # path, query, fragment: printable ASCII, no space
 
 
 class CallbackUrlError(ValueError):
@@ -70,6 +84,12 @@ def check_callback_url(
     if parts.scheme != "https" and not (allow_loopback and loopback_only):
         raise CallbackUrlError("the callback URL must use https://")
     return url
+
+
+def callback_url_pattern(*, allow_loopback: bool) -> str:
+    """The regular expression every callback URL the guard can accept matches."""
+    origin = rf"(?:https://{_HOST}|http://{_LOOPBACK})" if allow_loopback else f"https://{_HOST}"
+    return rf"^{origin}(?::{_PORT})?{_REST}$"
 
 
 def vet_addresses(

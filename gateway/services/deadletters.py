@@ -5,6 +5,15 @@ A dead letter is a Delivery row with status "dead"; its attempts stay in
 in one transaction with its audit entry; it keeps its ``seq``, so its lane sends it before
 any newer pending row (``gateway.services.lanes``). Listings show the target's host only: a callback
 URL's path or query may hold a token.
+
+A webhook for a disabled connector (its endpoint answered 410 Gone) is never dropped: it is
+stored as a dead letter at once (reason ``connector_disabled``, nothing sent), whether it was
+decided while the connector was disabled (``hold_back``) or reached its lane afterwards
+(``ConnectorDisabled``). ``replay_connector`` puts every dead letter of one connector back to
+pending in the caller's transaction (enabling the connector with ``replay=true``), so its lane
+sends them all in ``seq`` order before anything decided later. Both sides read the connector
+under a lock, so an enable and a decision (or a lane) never cross: a dead letter written while
+the connector is enabled is either replayed by that enable or not written at all.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from typing import Final
 
 import httpx
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from gateway.bootstrap import Hub
 from gateway.services.errors import Conflict, Invalid, NotFound
@@ -25,20 +34,37 @@ from gateway.store.db import transaction
 from gateway.store.models import Connector, Delivery, OutboxMessage
 
 __all__ = [
+    "DISABLED",
+    "ConnectorDisabled",
     "DeadLetter",
     "Undeliverable",
+    "enabled_again",
+    "hold_back",
     "list_dead",
     "mark_dead",
     "mark_succeeded",
     "replay",
+    "replay_connector",
 ]
 
 logger = logging.getLogger(__name__)
 MAX_LIMIT: Final = 500
+DISABLED: Final = "connector_disabled"  # the reason of a webhook held for a disabled connector
 
 
 class Undeliverable(Exception):
     """A delivery that cannot be attempted (disabled connector, unusable document or key)."""
+
+
+class ConnectorDisabled(Undeliverable):
+    """The delivery's connector is disabled: it waits, dead, until the connector is enabled."""
+
+    def __init__(self, connector_id: str | None) -> None:
+        super().__init__(
+            f"connector {connector_id} is disabled (its endpoint answered 410 Gone), so nothing "
+            f"was sent: enable it with POST /v1/connectors/{connector_id}/enable?replay=true, "
+            "which sends this and its other dead letters in order"
+        )
 
 
 @dataclass(frozen=True)
@@ -101,20 +127,22 @@ def mark_dead(
 
 
 def list_dead(session: Session, *, limit: int = 100, after: str | None = None) -> list[DeadLetter]:
-    """Dead deliveries, oldest first; ``after`` is the last id of the previous page."""
+    """Dead deliveries, oldest first (then by id), a page at a time.
+
+    Keyset paging: ``after`` is the last id of the previous page, and the page holds the dead
+    letters after that delivery's (created_at, id), in one query. Any id is a position: one
+    replayed since still is, and one that names no delivery is past the end (an empty page).
+    """
     if not 1 <= limit <= MAX_LIMIT:
         raise Invalid(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
     query = select(Delivery).where(Delivery.status == "dead")
     if after is not None:
-        cursor = session.get(Delivery, after)
-        if cursor is None:
-            raise Invalid(
-                f"no delivery '{after}' to page after; start without 'after'", field="after"
-            )
+        cursor = aliased(Delivery)
+        mark = select(cursor.created_at).where(cursor.id == after).scalar_subquery()
         query = query.where(
             or_(
-                Delivery.created_at > cursor.created_at,
-                and_(Delivery.created_at == cursor.created_at, Delivery.id > cursor.id),
+                Delivery.created_at > mark,
+                and_(Delivery.created_at == mark, Delivery.id > after),
             )
         )
     rows = session.scalars(query.order_by(Delivery.created_at, Delivery.id).limit(limit))
@@ -146,6 +174,51 @@ def replay(hub: Hub, delivery_id: str, *, actor: str) -> None:
             detail=detail,
         )
     logger.info("delivery.replayed", extra={"delivery_id": delivery_id, "replay": number})
+
+
+def replay_connector(session: Session, connector_id: str, *, at: datetime, actor: str) -> int:
+    """Put every dead letter of the connector back to pending (the caller commits); how many.
+
+    Each gets a "replay" audit entry; one "deliver" poke starts the connector's lane, which
+    sends them all in ``seq`` order, before any row decided later.
+    """
+    query = (
+        select(Delivery)
+        .where(Delivery.connector_id == connector_id, Delivery.status == "dead")
+        .order_by(Delivery.seq)
+        .with_for_update()
+    )
+    rows = session.scalars(query).all()
+    for row in rows:
+        row.status, row.finished_at = "pending", None
+        detail = {"delivery_id": row.id, "channel": row.channel, "connector_id": connector_id}
+        append(
+            session,
+            at=at,
+            action="replay",
+            actor=actor,
+            escalation_id=row.escalation_id,
+            detail=detail,
+        )
+    if rows:
+        _poke(session, rows[0].id, at=at)
+    logger.info("delivery.connector_replay", extra={"connector_id": connector_id, "n": len(rows)})
+    return len(rows)
+
+
+def hold_back(row: Delivery, *, at: datetime) -> None:
+    """Make a new webhook for a disabled connector a dead letter at once (nothing is sent);
+    enabling the connector with replay sends it in its place. No audit entry: the router
+    appends its own last (the chain head is locked for the shortest time)."""
+    row.status, row.finished_at = "dead", at
+    row.last_error = str(ConnectorDisabled(row.connector_id))
+
+
+def enabled_again(session: Session, row: Delivery) -> bool:
+    """Whether the delivery's connector is active now: read under a share lock, so an enable
+    committing meanwhile is waited for (and a dead letter written after it is replayed by it)."""
+    query = select(Connector.status).where(Connector.id == row.connector_id)
+    return session.scalar(query.with_for_update(read=True)) == "active"
 
 
 def _poke(session: Session, delivery_id: str, *, at: datetime) -> int:
@@ -180,7 +253,9 @@ def _require_enabled(session: Session, row: Delivery) -> None:
     if connector.status == "disabled":
         raise Conflict(
             f"connector '{connector.id}' is disabled (its receiver answered 410 Gone or an "
-            "administrator disabled it): re-enable it, then replay this delivery",
+            "administrator disabled it): re-enable it, then replay this delivery; "
+            "POST /v1/connectors/{id}/enable?replay=true does both for all its dead letters, "
+            "in order",
             field="connector_id",
         )
 

@@ -224,9 +224,8 @@ class Dispatcher:
         self._sender.conclude(delivery_id, last)
 
     def _turn(self, lane: str) -> Turn:
-        """One turn of a lane: send its next delivery in ``seq`` order, if it still has one."""
-        if not self._leases.acquire(lane):  # free, expired or ours: else another works it
-            return Turn.LOST
+        """One turn of a lane whose lease LaneWork has just confirmed: send its next delivery
+        in ``seq`` order, if it still has one."""
         delivery_id = self._leases.next_pending(lane)
         if delivery_id is None:
             return Turn.EMPTY

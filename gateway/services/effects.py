@@ -4,15 +4,19 @@
   others deleted; none for a closed escalation), so the scheduler reads an index instead of
   unsealing states. ``SetDeadline``/``ClearDeadline`` effects describe the same change; a
   disagreement with the state is logged (the state wins).
-* ``StageUpdate``: one webhook Delivery per active connector of the recipient agency, id
+* ``StageUpdate``: one webhook Delivery per connector of the recipient agency, id
   ``{update_id}:{connector_id}`` (stable: the receiver's de-duplication key).
-* ``Notification``: a NotificationRow; for the business office a webhook Delivery per active
+* ``Notification``: a NotificationRow; for the business office a webhook Delivery per
   connector of each business office of the partnership and an email Delivery to its
   ``notify_email``; for any other recipient (IRO, designated lead...) a webhook Delivery to
-  every party's active connectors, whose case systems route it to that role.
+  every party's connectors, whose case systems route it to that role.
 
-Every Delivery holds its document sealed (context ``delivery:{id}``) and has a ``deliver``
-outbox row; a delivery that already exists is left alone (effects happen once).
+Every Delivery holds its document sealed (context ``delivery:{id}``). One for an active
+connector is pending and has a ``deliver`` outbox row. One for a connector that is not active
+(disabled after its endpoint answered 410 Gone) is stored as a dead letter at once, nothing
+sent (``deadletters.hold_back``): enabling the connector with replay sends it in its order, so
+nothing decided while a party's connector was disabled is lost. A delivery that already
+exists is left alone (effects happen once).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.bootstrap import Hub
+from gateway.services import deadletters
 from gateway.store.models import (
     Agency,
     Connector,
@@ -58,12 +63,14 @@ def apply_effects(session: Session, hub: Hub, row: EscalationRow, decision: Deci
         if isinstance(effect, StageUpdate):
             update = _with_reference(session, row.id, effect)
             outbox.webhooks(
-                update.update_id, update, _active(session, [update.recipient_agency_id])
+                update.update_id, update, _connectors(session, [update.recipient_agency_id])
             )
         elif isinstance(effect, Notification):
             _notify(session, outbox, effect, now)
     if outbox.count:
         logger.info("effects.deliveries", extra={"escalation_id": row.id, "n": outbox.count})
+    if outbox.held:
+        logger.warning("effects.held_back", extra={"escalation_id": row.id, "n": outbox.held})
 
 
 def _with_reference(session: Session, escalation_id: str, update: StageUpdate) -> StageUpdate:
@@ -137,12 +144,12 @@ def _notify(session: Session, outbox: _Outbox, note: Notification, now: datetime
         )
     if note.recipient is not Recipient.BUSINESS_OFFICE:
         parties = select(Party.agency_id).where(Party.escalation_id == note.escalation_id)
-        outbox.webhooks(note.notification_id, note, _active(session, session.scalars(parties)))
+        outbox.webhooks(note.notification_id, note, _connectors(session, session.scalars(parties)))
         return
     offices = _business_offices(session, note.partnership)
     if not offices:
         logger.warning("effects.no_business_office", extra={"partnership": note.partnership})
-    outbox.webhooks(note.notification_id, note, _active(session, [o.id for o in offices]))
+    outbox.webhooks(note.notification_id, note, _connectors(session, [o.id for o in offices]))
     for office in offices:
         if office.notify_email:
             delivery_id = f"{note.notification_id}:email:{office.id}"
@@ -157,16 +164,19 @@ def _business_offices(session: Session, partnership: str) -> list[Agency]:
     ]
 
 
-def _active(session: Session, agency_ids: Iterable[str]) -> Sequence[Connector]:
+def _connectors(session: Session, agency_ids: Iterable[str]) -> Sequence[Connector]:
+    """Every connector of the agencies, by id. If one is not active, all are read again under a
+    share lock: an enable committing meanwhile is waited for and seen, so its replay can never
+    miss a dead letter this decision holds back."""
     ids = sorted(set(agency_ids))
     if not ids:
         return []
-    query = (
-        select(Connector)
-        .where(Connector.agency_id.in_(ids), Connector.status == "active")
-        .order_by(Connector.id)
-    )
-    return session.scalars(query).all()
+    query = select(Connector).where(Connector.agency_id.in_(ids)).order_by(Connector.id)
+    found = session.scalars(query).all()
+    if all(connector.status == "active" for connector in found):
+        return found
+    locked = query.with_for_update(read=True).execution_options(populate_existing=True)
+    return session.scalars(locked).all()
 
 
 class _Outbox:
@@ -175,6 +185,7 @@ class _Outbox:
     def __init__(self, session: Session, hub: Hub, escalation_id: str, now: datetime) -> None:
         self.session, self.hub, self.escalation_id, self.now = session, hub, escalation_id, now
         self.count = 0
+        self.held = 0
 
     def webhooks(
         self, base_id: str, document: StageUpdate | Notification, to: Sequence[Connector]
@@ -186,6 +197,7 @@ class _Outbox:
                 channel="webhook",
                 target=connector.callback_url,
                 connector_id=connector.id,
+                held=connector.status != "active",
             )
 
     def deliver(
@@ -196,25 +208,30 @@ class _Outbox:
         channel: str,
         target: str,
         connector_id: str | None = None,
+        held: bool = False,
     ) -> None:
+        """Store a delivery and its poke; ``held``: a dead letter at once, and no poke."""
         if self.session.get(Delivery, delivery_id) is not None:
             return
         sealed = self.hub.sealer.seal(
             document.model_dump(mode="json"), context=f"delivery:{delivery_id}"
         )
-        self.session.add(
-            Delivery(
-                id=delivery_id,
-                escalation_id=self.escalation_id,
-                connector_id=connector_id,
-                channel=channel,
-                target=target,
-                document_sealed=sealed,
-                status="pending",
-                attempts=0,
-                created_at=self.now,
-            )
+        row = Delivery(
+            id=delivery_id,
+            escalation_id=self.escalation_id,
+            connector_id=connector_id,
+            channel=channel,
+            target=target,
+            document_sealed=sealed,
+            status="pending",
+            attempts=0,
+            created_at=self.now,
         )
+        self.session.add(row)
+        if held:
+            deadletters.hold_back(row, at=self.now)
+            self.held += 1
+            return
         self.session.add(
             OutboxMessage(
                 message_id=f"deliver:{delivery_id}",

@@ -1,7 +1,8 @@
 """The lanes one process works: a task per lane on a thread pool, leases kept alive meanwhile.
 
 ``LaneWork.start(lane)`` leases the lane (``gateway.services.lanes``) and queues one task for
-it; each task runs one turn (the dispatcher's: send the lane's next delivery) and queues the
+it; each task confirms the lease (else another process works the lane: leave it), notes it
+for the keeper, runs one turn (the dispatcher's: send the lane's next delivery) and queues the
 lane again behind the others, so lanes take turns on the pool. A lane already worked here is
 only flagged ("poked"). When a turn finds the lane empty, its lease is given back and the lane
 looked at once more; a poke that came in between sends it round again, so nothing committed
@@ -37,7 +38,7 @@ class Turn(Enum):
 
     SENT = "sent"  # one delivery handled: queue the lane again
     EMPTY = "empty"  # nothing pending: give the lease back
-    LOST = "lost"  # another process holds the lane: leave it to them
+    LOST = "lost"  # another process holds the lane: leave it to them (found before a turn)
 
 
 class TurnFunction(Protocol):
@@ -123,7 +124,7 @@ class LaneWork:
     def _run(self, lane: str) -> None:
         """One turn of ``lane``, then what follows from it (the pool's task)."""
         try:
-            turn = self._turn(lane)
+            turn = self._turn(lane) if self._confirm(lane) else Turn.LOST
             if turn is Turn.EMPTY and not self._finish(lane):
                 return
             with self._cond:
@@ -194,6 +195,19 @@ class LaneWork:
     def _hold(self, lane: str) -> None:
         """Note that we hold ``lane`` (call with the condition held)."""
         self._held[lane] = next(self._acquisitions)
+
+    def _confirm(self, lane: str) -> bool:
+        """Take the lane's lease for a turn (free, expired or ours); False if another holds it.
+
+        The keeper renews it from now on, also when the lease had been let go since it was
+        first taken: by a give-back that then failed (the store went away), or as found lost.
+        """
+        if not self._leases.acquire(lane):
+            return False
+        with self._cond:
+            if lane not in self._held:
+                self._hold(lane)
+        return True
 
     def _drop(self, lane: str) -> None:
         with self._cond:

@@ -125,16 +125,24 @@ class Sender:
         refusal: deadletters.Undeliverable | None = None,
         reason: str | None = None,
     ) -> None:
-        """Succeed on an OK attempt, else dead-letter (``reason`` overrides the verdict's)."""
+        """Succeed on an OK attempt, else dead-letter (``reason`` overrides the verdict's).
+
+        A delivery refused because its connector is disabled stays pending if the connector has
+        been enabled meanwhile: its lane sends it next (an enable's replay never misses it).
+        """
         at = self._hub.clock()
+        disabled = isinstance(refusal, deadletters.ConnectorDisabled)
         with transaction(self._hub.sessions) as session:
             row = session.get(Delivery, delivery_id, with_for_update=True)
             if row is None or row.status != "pending":
                 return
+            if disabled and deadletters.enabled_again(session, row):
+                return
             if last is not None and last.verdict is Verdict.OK:
                 deadletters.mark_succeeded(session, row, at=at, actor=_ACTOR)
             else:
-                why = reason or _REASONS.get(last.verdict if last else None, "refused")
+                fallback = deadletters.DISABLED if disabled else "refused"
+                why = reason or _REASONS.get(last.verdict if last else None, fallback)
                 error = str(refusal) if refusal else None
                 deadletters.mark_dead(session, row, at=at, actor=_ACTOR, reason=why, error=error)
             status, attempts = row.status, row.attempts
@@ -146,10 +154,10 @@ class Sender:
     def _webhook(
         self, connector: Connector | None, row: Delivery, document: dict[str, Any]
     ) -> Callable[[], Attempt]:
-        if connector is None or connector.status == "disabled":
-            raise deadletters.Undeliverable(
-                f"connector {row.connector_id} is disabled or unknown: re-enable it, then replay"
-            )
+        if connector is None:
+            raise deadletters.Undeliverable(f"connector {row.connector_id} is not registered")
+        if connector.status != "active":
+            raise deadletters.ConnectorDisabled(connector.id)
         self._check_target(connector.callback_url)
         body, media_type = render(connector.kind, document, renderers=self._renderers)
         token = envelopes.encrypt_for(connector.public_jwk, body, content_type=media_type).encode()

@@ -90,3 +90,39 @@ def test_registering_an_agency_twice_is_a_conflict_on_postgres(api: httpx.Client
 
     assert response.status_code == 409
     assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/agencies/a%00b",
+        "/v1/escalations/a%00b",
+        "/v1/escalations/a%00b/history",
+        "/v1/partnerships/a%00b/overview",
+        "/v1/connectors/a%00b",
+        "/v1/escalations?status=%00",
+        "/v1/escalations?partnership=%00",
+        "/v1/dead-letters?after=%00",
+    ],
+)
+def test_a_nul_in_a_path_or_query_is_a_422_naming_it_not_a_database_error(
+    api: httpx.Client, path: str
+) -> None:
+    # PostgreSQL text cannot hold NUL: such a value must be refused before any query
+    response = api.get(path, headers=ADMIN)
+
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    named = response.json()["field"]
+    assert named in {"agency_id", "escalation_id", "partnership_id", "connector_id"} | {
+        "status",
+        "partnership",
+        "after",
+    }
+
+
+def test_a_nul_in_the_events_path_is_a_422_not_a_database_error(api: httpx.Client) -> None:
+    response = api.post("/v1/connectors/a%00b/events", content=b"[]")
+
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "connector_id"

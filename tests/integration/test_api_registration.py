@@ -233,3 +233,61 @@ def test_only_the_owning_agency_rotates_a_secret(api: httpx.Client) -> None:
 
     assert api.post(path, headers=agency_headers(stranger)).status_code == 404
     assert api.post(path, headers=ADMIN).status_code == 403
+
+
+def test_the_openapi_document_declares_what_this_hub_accepts(api: httpx.Client) -> None:
+    document = api.get("/v1/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    events = document["paths"]["/v1/connectors/{connector_id}/events"]["post"]
+
+    partnerships = schemas["AgencyIn"]["properties"]["partnerships"]["items"]["enum"]
+    connector = schemas["ConnectorIn"]
+    kinds = connector["properties"]["kind"]["enum"]
+    media_types = events["requestBody"]["content"]
+
+    assert "northamptonshire" in partnerships
+    assert {"generic", "social-care", "fhir-r4", "police-xml"} <= set(kinds)
+    assert {form["title"] for form in connector["oneOf"]} == set(kinds)
+    assert connector["properties"]["public_jwk"]["$ref"] == "#/components/schemas/PublicJwk"
+    assert connector["properties"]["callback_url"]["pattern"].startswith("^(?:https://")
+    assert "oneOf" in media_types["application/json"]["schema"]
+    assert {"application/fhir+json", "application/xml"} <= set(media_types)
+    assert "429" in events["responses"]
+
+
+def test_a_body_that_is_not_utf8_is_a_422_problem_naming_the_body(api: httpx.Client) -> None:
+    response = api.post(
+        "/v1/agencies",
+        content=b"}\x80\xcdS",
+        headers={**ADMIN, "content-type": "application/json"},
+    )
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["field"] == "(body)"
+
+
+def test_denied_registration_and_reads_of_another_agencys_objects_are_audited(
+    api: httpx.Client, hub: Hub
+) -> None:
+    owner = register_agency(api, "nhft")
+    stranger = register_agency(api, "police", kind="police")
+    connector_id, _ = register_connector(api, "nhft", owner)
+    body = {"callback_url": "http://127.0.0.1:9/x", "public_jwk": PUBLIC_JWK}
+    headers = agency_headers(stranger)
+
+    answers = [
+        api.get("/v1/agencies/nhft", headers=headers),
+        api.post("/v1/agencies/nhft/connectors", json=body, headers=headers),
+        api.get(f"/v1/connectors/{connector_id}", headers=headers),
+        api.post(f"/v1/connectors/{connector_id}/rotate-secret", headers=headers),
+        api.post(f"/v1/connectors/{connector_id}/enable", headers=headers),
+    ]
+
+    assert [a.status_code for a in answers] == [404] * 5
+    assert all(a.json()["detail"].startswith("no such ") for a in answers)
+    with hub.sessions() as session:
+        denied = session.scalars(
+            select(AuditEntry.actor).where(AuditEntry.action == "access_denied")
+        ).all()
+    assert denied == ["agency:police"] * 5

@@ -23,6 +23,7 @@ from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from pydantic import SecretStr
@@ -32,8 +33,9 @@ from gateway.bootstrap import Hub, build_hub
 from gateway.bus.consumer import PoisonMessage, TransientError
 from gateway.services import deadletters
 from gateway.services.delivery import Dispatcher, dispatcher_for, handle_deliver
-from gateway.services.email import DELIVERY_HEADER, message_id_for
+from gateway.services.email import DELIVERY_HEADER, SmtpMailer, message_id_for
 from gateway.services.errors import Conflict
+from gateway.services.sending import Sender
 from gateway.settings import Settings
 from gateway.store.db import transaction
 from gateway.store.models import (
@@ -461,6 +463,62 @@ def test_a_gone_receiver_disables_its_connector_and_later_updates_die_unsent(
     assert "disabled" in (delivery(hub, second).last_error or "")
     with pytest.raises(Conflict, match="re-enable it"):
         deadletters.replay(hub, first, actor="admin")
+
+
+def test_updates_held_for_a_gone_receiver_go_out_in_order_once_enabled_with_replay(
+    hub: Hub, dispatcher: Dispatcher, receiver: Receiver
+) -> None:
+    party = add_party(hub, receiver.url("/back"))
+    receiver.scripts["/back"] = [410, 200]  # gone once, then back
+    updates = [add_delivery(hub, stage_update(party, n), party=party) for n in (1, 2, 3)]
+    dispatcher.submit(updates[0])
+    assert dispatcher.wait_idle(timeout=30)
+    assert [delivery(hub, d).status for d in updates] == ["dead"] * 3
+    assert dead_reasons(hub, updates) == ["gone", "connector_disabled", "connector_disabled"]
+
+    with transaction(hub.sessions) as session:  # what POST .../enable?replay=true does
+        connector = session.get(Connector, party.connector_id, with_for_update=True)
+        assert connector is not None
+        connector.status = "active"
+        replayed = deadletters.replay_connector(session, connector.id, at=T0, actor="admin")
+    with hub.sessions() as session:
+        query = select(OutboxMessage.message_id, OutboxMessage.payload)
+        pokes = [(m, p) for m, p in session.execute(query) if any(u in m for u in updates)]
+    assert replayed == 3
+    assert pokes == [(f"deliver:{updates[0]}:replay:1", {"delivery_id": updates[0]})]  # one
+    handle_deliver(hub, pokes[0][0], pokes[0][1], dispatcher=dispatcher)
+    assert dispatcher.wait_idle(timeout=30)
+
+    assert [r.headers["webhook-id"] for r in receiver.on("/back")] == [updates[0], *updates]
+    assert [delivery(hub, d).status for d in updates] == ["succeeded"] * 3
+    assert audit_actions(hub, updates[1]) == ["dead_letter", "replay", "delivered"]
+
+
+def test_a_delivery_refused_as_disabled_stays_pending_if_its_connector_was_enabled_meanwhile(
+    hub: Hub, dispatcher: Dispatcher, receiver: Receiver
+) -> None:
+    party = add_party(hub, receiver.url("/raced"))
+    delivery_id = add_delivery(hub, stage_update(party), party=party)
+    # The lane read the connector as disabled; an enable (and its replay) committed before
+    # the refusal was written: writing it now would leave a dead letter nobody replays.
+    refusal = deadletters.ConnectorDisabled(party.connector_id)
+    unused = SmtpMailer(host="127.0.0.1", port=9, sender="hub@hub.example", timeout=1.0)
+    with httpx.Client() as http:
+        Sender(hub, http=http, mailer=unused).conclude(delivery_id, None, refusal=refusal)
+
+    assert delivery(hub, delivery_id).status == "pending"
+    dispatcher.submit(delivery_id)
+    assert dispatcher.wait_idle(timeout=30)
+    assert delivery(hub, delivery_id).status == "succeeded"
+
+
+def dead_reasons(hub: Hub, delivery_ids: list[str]) -> list[str]:
+    with hub.sessions() as session:
+        entries = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "dead_letter").order_by(AuditEntry.seq)
+        )
+        reasons = {e.detail["delivery_id"]: e.detail["reason"] for e in entries}
+    return [reasons[d] for d in delivery_ids]
 
 
 def test_a_slow_failing_receiver_does_not_hold_up_a_healthy_one(

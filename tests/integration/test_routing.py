@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gateway.bootstrap import Hub
 from gateway.bus.consumer import PoisonMessage
+from gateway.services import deadletters
 from gateway.services.ingest import accept
 from gateway.services.routing import handle_decide
 from gateway.store.models import (
     AuditEntry,
     Base,
+    Connector,
     DeadlineRow,
     Delivery,
     EscalationRow,
@@ -158,7 +161,7 @@ def test_several_routers_on_one_escalation_decide_each_event_exactly_once(hub: H
     assert [d["sequence"] for d in decisions(hub)] == list(range(1, 8))
 
 
-def test_each_stage_update_goes_to_every_active_connector_of_its_party_under_a_stable_id(
+def test_each_stage_update_goes_to_every_connector_of_its_party_under_a_stable_id(
     hub: Hub,
 ) -> None:
     add_agency(hub, "nn-spare", connectors={"sc-second": "active", "sc-old": "disabled"})
@@ -175,6 +178,10 @@ def test_each_stage_update_goes_to_every_active_connector_of_its_party_under_a_s
     found = deliveries(hub)
     social, health = f"{escalation_id}:1:{SOCIAL}", f"{escalation_id}:1:{HEALTH}"
     expected = {f"{social}:sc-mosaic", f"{social}:sc-second", f"{health}:hl-systmone"}
+    held = found.pop(f"{social}:sc-old")  # kept for the disabled connector: dead, never sent
+    assert (held.channel, held.status, held.attempts) == ("webhook", "dead", 0)
+    assert "sc-old is disabled (its endpoint answered 410 Gone)" in (held.last_error or "")
+    assert "/v1/connectors/sc-old/enable?replay=true" in (held.last_error or "")
     assert set(found) == expected
     for delivery_id, delivery in found.items():
         assert (delivery.channel, delivery.status) == ("webhook", "pending")
@@ -189,6 +196,43 @@ def test_each_stage_update_goes_to_every_active_connector_of_its_party_under_a_s
         )
         announced = {key: payload for key, payload in session.execute(query)}
     assert announced == {f"deliver:{i}": {"delivery_id": i} for i in expected}
+
+
+def _spare_social_connector(hub: Hub, status: str) -> str:
+    """A second connector of the social care party, in ``status``; its id."""
+    add_agency(hub, "nn-spare", connectors={"sc-spare": status})
+    with hub.sessions.begin() as session:
+        session.execute(
+            update(Connector).where(Connector.agency_id == "nn-spare").values(agency_id=SOCIAL)
+        )
+    return "sc-spare"
+
+
+def test_an_update_decided_while_its_connector_is_being_enabled_is_sent_not_held(
+    hub: Hub,
+) -> None:
+    spare = _spare_social_connector(hub, "disabled")
+    escalation_id = opened(hub)
+    locked = threading.Event()
+
+    def enable_with_replay() -> None:  # what POST .../enable?replay=true does, held open
+        with hub.sessions.begin() as session:
+            connector = session.get(Connector, spare, with_for_update=True)
+            assert connector is not None
+            connector.status = "active"
+            deadletters.replay_connector(session, spare, at=hub.clock(), actor="admin")
+            locked.set()
+            time.sleep(0.5)  # the decision comes now, before this commits
+
+    enabling = threading.Thread(target=enable_with_replay)
+    enabling.start()
+    assert locked.wait(timeout=10)
+    decide(hub, escalation_id)
+    enabling.join(timeout=30)
+
+    # Read as 'disabled' and held back, it would be a dead letter the replay never saw.
+    held = deliveries(hub)[f"{escalation_id}:1:{SOCIAL}:{spare}"]
+    assert held.status == "pending"
 
 
 def test_the_business_office_gets_a_webhook_and_an_email_at_northamptonshire_stage_4(

@@ -2,13 +2,13 @@
 
 The hub (one process, embedded) retries with the same webhook id until a receiver takes the
 update, honours Retry-After, never lets one failing agency hold up the others, dead-letters
-what it cannot deliver, and delivers a dead letter when an operator replays it.
+what it cannot deliver, and delivers a dead letter when an operator replays it. A connector
+disabled by a 410 keeps every update decided for it as a dead letter, and enabling it again
+(``POST /v1/connectors/{id}/enable``, with ``replay=true`` in one step) sends them all, in order.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -126,56 +126,54 @@ def test_exhausted_and_gone_deliveries_are_dead_lettered_and_replay_delivers_the
         _check_dead_letters(rig, scenario, expected)
         _replay_exhausted(rig, scenario)
         _replay_gone(rig, scenario)
-        only_police = lambda: {k[2] for k in rig.ledger.check(rig.systems).lost} <= {POLICE}  # noqa: E731
-        assert wait_until(only_police, timeout=60), "the replayed dead letters did not arrive"
-        report = rig.complete(timeout=0)
-    never = [key for key in report.lost if key[2] == POLICE]
+        report = rig.complete(timeout=60)
     scenario.figures.update(report.figures())
-    scenario.figures["lost"] = len(report.lost) - len(never)
-    scenario.figures[f"updates for {POLICE} never sent: decided while disabled (bug, e4)"] = len(
-        never
-    )
-    scenario.note(
-        f"Updates decided while the {POLICE} connector was disabled get no delivery row "
-        "(effects only address active connectors), so there is nothing to replay: see e4."
-    )
-    assert report.lost == never, "only the disabled connector's updates may be missing"
-    assert not report.duplicated
-    assert not report.unexpected
-    assert not report.misattributed
+    assert report.clean, report.describe()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "gateway/services/effects.py _active(): a StageUpdate addresses only connectors whose "
-        "status is 'active', so while a party's connector is disabled (after its receiver "
-        "answered 410) the updates decided for that party create no Delivery at all: no dead "
-        "letter, nothing to replay after re-enabling; the party's case system silently misses "
-        "those state changes"
-    ),
-)
 def test_a_party_whose_receiver_answered_410_gets_every_update_after_re_enabling_and_replay(
     workdir: Path, scenario: Scenario
 ) -> None:
     scenario.title = "e4. Updates decided while a connector is disabled (410), after re-enabling"
     scenario.setup = SETUP
-    with running_rig(workdir, _env(workdir), behaviours={POLICE: fail_first(1, Reply(410))}) as rig:
+    with running_rig(workdir, _env(workdir), behaviours={POLICE: always(Reply(410))}) as rig:
         stream = rig.stream(escalations=2, actions=3, actors=[HEALTH, CSC])
         stream.start()
         assert stream.join(120), "the stream did not finish"
-        assert wait_until(lambda: not rig.pending_deliveries(), timeout=60)
-        _enable(rig, rig.members[POLICE].connector_id)
-        with rig.admin() as admin:
-            for dead in _dead_of(rig, POLICE):
-                admin.post(f"/v1/dead-letters/{dead['id']}/replay")
-        report = rig.complete(timeout=10)
+        expected = len(rig.ledger.accepted)
+        settled = lambda: len(_dead_of(rig, POLICE)) == expected and not rig.pending_deliveries()  # noqa: E731
+        assert wait_until(settled, timeout=60), f"not every update for {POLICE} was kept"
+        held = _dead_of(rig, POLICE)
+        gone = len(rig.systems[POLICE].arrivals)
+        rig.systems[POLICE].behaviour = healthy  # the agency has put its endpoint back
+        enabled = _enable(rig, rig.members[POLICE].connector_id, replay=True)
+        report = rig.complete(timeout=60)
+        filed_after = len(rig.systems[POLICE].updates())
     scenario.step(
-        f"Sent {stream.total} events; {POLICE} answered 410 to its first update only. Then "
-        "re-enabled its connector (in the database) and replayed every dead letter."
+        f"Sent {stream.total} events from {HEALTH} and {CSC}; {POLICE}'s endpoint answered 410 "
+        f"Gone (requests: {gone}), which disabled its connector. Every update for {POLICE} was "
+        f"kept as a dead letter ({len(held)}: the 410, those queued behind it, and those decided "
+        "while it was disabled)."
     )
-    scenario.figures.update(report.figures())
+    scenario.step(
+        f"Made {POLICE}'s endpoint healthy again, then enabled the connector with "
+        f"`POST /v1/connectors/{{id}}/enable?replay=true` (answer "
+        f"{enabled['status_code']}, status {enabled['status']}, {enabled['replayed']} dead letters "
+        f"replayed in the same step). {POLICE} then had {filed_after} "
+        f"updates filed, {len(report.out_of_order)} of its escalations out of sequence order."
+    )
+    figures = scenario.figures
+    figures.update(report.figures())
+    figures[f"dead letters of {POLICE} before enabling"] = len(held)
+    figures["of them never sent (connector disabled)"] = sum(
+        1 for d in held if "disabled" in (d["last_error"] or "")
+    )
+    figures[f"requests {POLICE}'s endpoint got while gone (410)"] = gone
+    figures["replayed by the enable"] = enabled["replayed"]
+    assert enabled["status"] == "active"
+    assert enabled["replayed"] == len(held) == expected
     assert report.clean, report.describe()
+    assert not report.out_of_order, report.out_of_order
 
 
 def _dead(rig: Rig) -> list[dict[str, Any]]:
@@ -202,7 +200,7 @@ def _check_dead_letters(rig: Rig, scenario: Scenario, expected: int) -> None:
     figures[f"attempts of each ({HEALTH})"] = ", ".join(
         sorted({str(d["attempts"]) for d in exhausted})
     )
-    figures[f"dead letters of {POLICE} (410)"] = len(gone)
+    figures[f"dead letters of {POLICE} (the 410, then kept while disabled)"] = len(gone)
     figures[f"attempts of each ({POLICE}), oldest first"] = ", ".join(
         str(d["attempts"]) for d in gone
     )
@@ -234,22 +232,33 @@ def _replay_gone(rig: Rig, scenario: Scenario) -> None:
     dead = _dead_of(rig, POLICE)
     with rig.admin() as admin:
         refused = admin.post(f"/v1/dead-letters/{dead[0]['id']}/replay")
-        _enable(rig, rig.members[POLICE].connector_id)
-        rig.systems[POLICE].behaviour = healthy
+    rig.systems[POLICE].behaviour = healthy
+    enabled = _enable(rig, rig.members[POLICE].connector_id, replay=False)
+    with rig.admin() as admin:
         answers = {admin.post(f"/v1/dead-letters/{d['id']}/replay").status_code for d in dead}
+    wanted = {d["id"] for d in dead}
+    system = rig.systems[POLICE]
+    arrived = wait_until(lambda: wanted <= {r.webhook_id for r in system.updates()}, timeout=60)
     scenario.step(
         f"Replaying a {POLICE} dead letter while its connector is disabled answered "
-        f"{refused.status_code} ({refused.json().get('detail')}). No API re-enables a connector, "
-        "so the test set its status to 'active' in the database, then replayed all "
-        f"{len(dead)} (answers {sorted(answers)})."
+        f"{refused.status_code} ({refused.json().get('detail')}). Made {POLICE} healthy, enabled "
+        f"its connector with `POST /v1/connectors/{{id}}/enable` (answer "
+        f"{enabled['status_code']}, status {enabled['status']}), then replayed its {len(dead)} "
+        f"dead letters one by one (answers {sorted(answers)}), those decided while it was "
+        "disabled among them: each arrived under its dead letter's id."
     )
     scenario.figures[f"replay of a {POLICE} dead letter while disabled"] = refused.status_code
     assert refused.status_code == 409
+    assert enabled["status"] == "active"
     assert answers == {202}
+    assert arrived, "the replayed dead letters did not arrive"
 
 
-def _enable(rig: Rig, connector_id: str) -> None:
-    """What an operator must do today: there is no API to re-enable a connector."""
-    path = Path(rig.env["EH_DATA_DIR"]) / "escalation-hub.sqlite3"
-    with closing(sqlite3.connect(path, timeout=30)) as db, db:
-        db.execute("UPDATE connectors SET status = 'active' WHERE id = ?", (connector_id,))
+def _enable(rig: Rig, connector_id: str, *, replay: bool) -> dict[str, Any]:
+    """Enable the connector through the API, as an operator does; its answer."""
+    with rig.admin() as admin:
+        answer = admin.post(
+            f"/v1/connectors/{connector_id}/enable", params={"replay": str(replay).lower()}
+        )
+    body: dict[str, Any] = answer.json()
+    return {**body, "status_code": answer.status_code}
