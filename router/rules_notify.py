@@ -1,4 +1,11 @@
-"""Notifications: which rules fire, each at most once per escalation (``notified`` keys)."""
+"""Notifications: which rules fire, each at most once per escalation (``notified`` keys).
+
+A rule's ``recipient_agency`` addresses it: ``acting`` to the agency whose event fired it
+(the raiser on a raise), ``raiser`` to the agency that raised the escalation; either names
+that one agency in ``recipient_agency_id``, and its key carries the agency, so another agency
+that later brings the same rule about is told too. ``each_party`` and ``all_parties`` name no
+agency (every party), nor does a notification to the business office.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +14,22 @@ from dataclasses import dataclass
 
 from router.rules_base import ROUTER_SOURCE, Ctx, fact_id
 from schemas.common import Flag
-from schemas.envelope import EventType, PartnershipNotified
+from schemas.envelope import (
+    Acknowledged,
+    AnyEvent,
+    DiscussionRecorded,
+    Escalated,
+    EventType,
+    FlagsChanged,
+    PartnershipNotified,
+    PlanAgreed,
+    Raised,
+    Resolved,
+    Withdrawn,
+)
 from schemas.escalation import Escalation
 from schemas.facts import PartnershipNotifiedData
-from schemas.procedure import NotificationRule, Procedure, Trigger
+from schemas.procedure import NotificationRule, Procedure, Recipient, RecipientAgency, Trigger
 from schemas.updates import Notification
 
 __all__ = ["Fired", "Position", "fire", "holding", "newly_due", "position_of", "rules_for"]
@@ -90,32 +109,66 @@ def _scope(procedure: Procedure, rule: NotificationRule, at: Escalation) -> tupl
     return at.stage, 0
 
 
-def _key(procedure: Procedure, rule: NotificationRule, at: Escalation) -> str:
+_Action = (
+    Acknowledged | PlanAgreed | DiscussionRecorded | Escalated | Resolved | Withdrawn | FlagsChanged
+)
+
+
+def _actor(event: AnyEvent) -> str | None:
+    """The agency whose event this is; None for a hub fact (a deadline)."""
+    if isinstance(event, Raised):
+        return event.data.raised_by.agency_id
+    return event.data.by.agency_id if isinstance(event, _Action) else None
+
+
+def _addressee(ctx: Ctx, rule: NotificationRule, at: Escalation) -> str | None:
+    """The one agency a rule is addressed to, or None for every party (or the office).
+
+    ``acting`` on a hub fact falls back to the raiser; NotificationRule refuses the one
+    trigger that only a hub fact fires (a breach) with ``acting``.
+    """
+    if rule.recipient_agency is RecipientAgency.ACTING:
+        return _actor(ctx.event) or at.raised_by.agency_id
+    if rule.recipient_agency is RecipientAgency.RAISER:
+        return at.raised_by.agency_id
+    return None
+
+
+def _key(procedure: Procedure, rule: NotificationRule, at: Escalation, agency: str | None) -> str:
     stage, tier = _scope(procedure, rule, at)
-    return f"{rule.recipient}|{rule.trigger}|{stage}|{tier}|{rule.clause}"
+    key = f"{rule.recipient}|{rule.trigger}|{stage}|{tier}|{rule.clause}"
+    return key if agency is None else f"{key}|{agency}"
 
 
 def fire(ctx: Ctx, escalation: Escalation, rules: Iterable[NotificationRule]) -> Fired:
     """Notify for each rule not already notified; remember its key in the state."""
     keys = list(escalation.notified)
-    fired: list[NotificationRule] = []
+    fired: list[tuple[NotificationRule, str | None]] = []
     for rule in rules:
-        key = _key(ctx.procedure, rule, escalation)
+        agency = _addressee(ctx, rule, escalation)
+        key = _key(ctx.procedure, rule, escalation, agency)
         if key not in keys:
             keys.append(key)
-            fired.append(rule)
-    notifications = tuple(_notification(ctx, escalation, r, n) for n, r in enumerate(fired, 1))
+            fired.append((rule, agency))
+    notifications = tuple(
+        _notification(ctx, escalation, rule, agency, n) for n, (rule, agency) in enumerate(fired, 1)
+    )
     facts = tuple(_fact(ctx, note, n) for n, note in enumerate(notifications, 1))
     after = escalation.model_copy(update={"notified": tuple(keys)}) if fired else escalation
-    return Fired(after, notifications, facts, tuple(fired))
+    return Fired(after, notifications, facts, tuple(rule for rule, _ in fired))
 
 
-def _notification(ctx: Ctx, escalation: Escalation, rule: NotificationRule, n: int) -> Notification:
+def _notification(
+    ctx: Ctx, escalation: Escalation, rule: NotificationRule, agency: str | None, n: int
+) -> Notification:
+    office = rule.recipient is Recipient.BUSINESS_OFFICE
     return Notification(
         notification_id=f"{escalation.id}:{ctx.sequence}:{rule.recipient}:{n}",
         escalation_id=escalation.id,
         partnership=escalation.partnership,
         recipient=rule.recipient,
+        recipient_agency=None if office else rule.recipient_agency,
+        recipient_agency_id=agency,
         reason=rule.reason,
         clause=rule.clause,
         stage=escalation.stage,
@@ -134,6 +187,7 @@ def _fact(ctx: Ctx, note: Notification, n: int) -> PartnershipNotified:
         subject=note.escalation_id,
         data=PartnershipNotifiedData(
             recipient=note.recipient,
+            recipient_agency_id=note.recipient_agency_id,
             reason=note.reason,
             clause=note.clause,
             stage=note.stage,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from schemas.people import AgencyId
 from schemas.procedure import Recipient
 
 __all__ = [
@@ -50,6 +51,9 @@ class DeadlineData(_Data):
 
 class PartnershipNotifiedData(_Data):
     recipient: Recipient
+    recipient_agency_id: AgencyId | None = Field(
+        default=None, description="The one party notified; null: every party (or the office)."
+    )
     reason: str
     clause: str
     stage: int

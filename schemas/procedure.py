@@ -18,6 +18,7 @@ __all__ = [
     "Procedure",
     "Reading",
     "Recipient",
+    "RecipientAgency",
     "Stage",
     "Tiers",
     "Timescale",
@@ -49,6 +50,27 @@ class Recipient(StrEnum):
     SAFEGUARDING_STANDARDS_MANAGER = "safeguarding_standards_manager"
     DESIGNATED_PROFESSIONAL = "designated_professional"
     LEGAL_ADVISER = "legal_adviser"
+
+
+class RecipientAgency(StrEnum):
+    """Which party's role-holder a notification to a role (not the business office) means.
+
+    It decides whose case systems receive it: one agency for ``acting`` and ``raiser``, every
+    party for ``each_party`` and ``all_parties``.
+    """
+
+    #: The role concerns every party (e.g. the child's IRO): every party's case system.
+    ALL_PARTIES = "all_parties"
+    #: Each party's own role-holder (e.g. each agency's DSL): every party's case system.
+    EACH_PARTY = "each_party"
+    #: The agency whose event fired the rule (it raised, escalated, set the flag...) alone.
+    ACTING = "acting"
+    #: The agency that raised the escalation alone.
+    RAISER = "raiser"
+
+    @property
+    def one_agency(self) -> bool:
+        return self in (RecipientAgency.ACTING, RecipientAgency.RAISER)
 
 
 class Trigger(StrEnum):
@@ -92,12 +114,41 @@ class Condition(_Rule):
 
 class NotificationRule(_Rule):
     recipient: Recipient
+    recipient_agency: RecipientAgency = Field(
+        default=RecipientAgency.ALL_PARTIES,
+        description=(
+            "Whose role-holder is meant, hence whose case systems receive the notification: "
+            "'acting' (the agency whose event fired the rule) or 'raiser' (the agency that "
+            "raised the escalation) alone; 'each_party' or 'all_parties': every party. Not "
+            "for the business office, which is the partnership's own."
+        ),
+    )
     trigger: Trigger
     condition: Condition = Condition()
     immediate: bool = False
     reason: str
     clause: str
     quote: str | None = Field(default=None, description="Verbatim words of the seed text.")
+
+    @model_validator(mode="after")
+    def _addressee_exists(self) -> NotificationRule:
+        if (
+            self.recipient is Recipient.BUSINESS_OFFICE
+            and self.recipient_agency is not RecipientAgency.ALL_PARTIES
+        ):
+            raise ValueError(
+                "recipient_agency names a party's role-holder; the business office is the "
+                "partnership's own: leave recipient_agency out"
+            )
+        if (
+            self.trigger is Trigger.DEADLINE_BREACHED
+            and self.recipient_agency is RecipientAgency.ACTING
+        ):
+            raise ValueError(
+                "no agency acts when a deadline is breached: use recipient_agency 'raiser', "
+                "'each_party' or 'all_parties'"
+            )
+        return self
 
 
 class Tiers(_Rule):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.escalation import Deadline, Status
 from schemas.people import AgencyId, Child, Role
-from schemas.procedure import Recipient
+from schemas.procedure import Recipient, RecipientAgency
 
 __all__ = [
     "ClearDeadline",
@@ -64,12 +64,39 @@ class Notification(_Out):
     escalation_id: str
     partnership: str
     recipient: Recipient
+    recipient_agency: RecipientAgency | None = Field(
+        default=None,
+        description=(
+            "Whose role-holder the recipient is: 'acting' or 'raiser' (one agency, named by "
+            "recipient_agency_id), 'each_party' (each party's own) or 'all_parties' (a role "
+            "that concerns every party, e.g. the child's IRO). Null for the business office."
+        ),
+    )
+    recipient_agency_id: AgencyId | None = Field(
+        default=None,
+        description=(
+            "The one party this notification is for: only its case systems receive it. Null: "
+            "every party's case systems receive it (the business office: the partnership's)."
+        ),
+    )
     reason: str
     clause: str
     stage: int
     tier: int
     immediate: bool
     occurred_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _one_agency_is_named(self) -> Notification:
+        if self.recipient is Recipient.BUSINESS_OFFICE and self.recipient_agency is not None:
+            raise ValueError("a notification to the business office names no recipient_agency")
+        one = self.recipient_agency is not None and self.recipient_agency.one_agency
+        if one != (self.recipient_agency_id is not None):
+            raise ValueError(
+                "recipient_agency_id names the agency exactly when recipient_agency is "
+                "'acting' or 'raiser'"
+            )
+        return self
 
 
 class SetDeadline(_Out):

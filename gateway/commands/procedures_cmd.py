@@ -11,7 +11,16 @@ from typing import Any
 
 from router.procedures import UnknownProcedureError, available, load
 from schemas.common import TimeUnit
-from schemas.procedure import Condition, NotificationRule, Procedure, Stage, Tiers, Timescale
+from schemas.procedure import (
+    Condition,
+    NotificationRule,
+    Procedure,
+    Recipient,
+    RecipientAgency,
+    Stage,
+    Tiers,
+    Timescale,
+)
 
 __all__ = ["describe_timescale", "register", "table"]
 
@@ -21,6 +30,13 @@ _UNIT_NAMES = {
     TimeUnit.HOURS: ("hour", "hours"),
 }
 _FROM = {"stage_entry": "stage entry", "raised": "raised"}
+# Under a recipient role: whose role-holder it is, hence whose case systems are sent it.
+_WHOSE = {
+    RecipientAgency.ACTING: "(acting agency only)",
+    RecipientAgency.RAISER: "(raising agency only)",
+    RecipientAgency.EACH_PARTY: "(each party's own)",
+    RecipientAgency.ALL_PARTIES: "(all parties)",
+}
 # Wrap widths that keep the stage tables within 100 columns beside the widest role (28
 # characters) and recipient (30); a clause column of 17 fits "Northamptonshire flowchart".
 _STAGE_HEADERS = ("stage", "title", "who acts", "timescale", "clause")
@@ -130,6 +146,13 @@ def _stage_rows(stage: Stage) -> list[list[str]]:
     return [_stage_row(stage), *tiers]
 
 
+def _recipient(rule: NotificationRule) -> str:
+    """The role, and under it whose (none for the business office, the partnership's own)."""
+    if rule.recipient is Recipient.BUSINESS_OFFICE:
+        return rule.recipient.value
+    return f"{rule.recipient.value}\n{_WHOSE[rule.recipient_agency]}"
+
+
 def _when(rule: NotificationRule) -> str:
     when = rule.trigger.value.replace("_", " ")
     return f"{when}\nimmediately" if rule.immediate else when
@@ -139,7 +162,7 @@ def _notification_rows(stage: Stage) -> list[list[str]]:
     return [
         [
             str(stage.number),
-            rule.recipient.value,
+            _recipient(rule),
             _when(rule),
             _wrap(_condition(rule.condition), _NOTE_WIDTHS["condition"]),
             _wrap(rule.clause, _NOTE_WIDTHS["clause"]),
@@ -160,7 +183,7 @@ def _rules_table(rules: Sequence[NotificationRule]) -> str:
         return "(none)"
     rows = [
         [
-            r.recipient.value,
+            _recipient(r),
             r.trigger.value.replace("_", " ") + (" (immediately)" if r.immediate else ""),
             _wrap(_condition(r.condition), 36),
             _wrap(r.reason, 50),

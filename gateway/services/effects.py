@@ -144,6 +144,8 @@ def _notify(session: Session, outbox: _Outbox, note: Notification, now: datetime
         )
     if note.recipient is not Recipient.BUSINESS_OFFICE:
         parties = select(Party.agency_id).where(Party.escalation_id == note.escalation_id)
+        if note.recipient_agency_id is not None:  # one party's role-holder: that party alone
+            parties = parties.where(Party.agency_id == note.recipient_agency_id)
         outbox.webhooks(note.notification_id, note, _connectors(session, session.scalars(parties)))
         return
     offices = _business_offices(session, note.partnership)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -118,6 +119,25 @@ def test_show_fits_the_stage_tables_in_a_100_column_terminal(
     _, out, _ = run(capsys, "procedures", "show", procedure_id)
     too_wide = [line for line in stage_tables(out).splitlines() if len(line) > 100]
     assert too_wide == []
+
+
+def test_show_prints_under_each_role_whose_role_holder_is_notified(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, out, _ = run(capsys, "procedures", "show", "gloucestershire")
+    notes = section(out, "Stage notifications", "Flag rules")
+    flag_rules = section(out, "Flag rules", "Resolution rules")
+    lines = flag_rules.splitlines()
+    roles = ("designated_safeguarding_lead", "independent_reviewing_officer")
+    under = {
+        line.split()[0]: below.strip() for line, below in pairwise(lines) if line.startswith(roles)
+    }
+    assert under["designated_safeguarding_lead"].startswith("(acting agency only)")
+    assert under["independent_reviewing_officer"].startswith("(all parties)")
+    assert "(each party's own)" in notes
+    # The business office rows (stages 3 and 4) carry no such line: it is the partnership's.
+    assert "(all parties)" not in notes
+    assert notes.count("(each party's own)") == 1
 
 
 def test_show_prints_conditions_total_maximum_and_missing_timescales(

@@ -13,7 +13,17 @@ from router import Decision
 from router.procedures import load
 from schemas.actions import OutcomeKind
 from schemas.common import Flag, TimeUnit
-from schemas.envelope import AnyEvent
+from schemas.envelope import (
+    Acknowledged,
+    AnyEvent,
+    DiscussionRecorded,
+    Escalated,
+    FlagsChanged,
+    PlanAgreed,
+    Raised,
+    Resolved,
+    Withdrawn,
+)
 from schemas.escalation import Deadline, DeadlineState, Escalation
 from schemas.facts import DeadlineKind
 from schemas.people import Role
@@ -22,6 +32,7 @@ from schemas.procedure import (
     NotificationRule,
     Procedure,
     Recipient,
+    RecipientAgency,
     Stage,
     Tiers,
     Timescale,
@@ -63,18 +74,30 @@ CONDITIONS = st.builds(
     min_stage=st.none() | st.integers(1, 5),
     min_tier=st.none() | st.integers(1, 3),
 )
-RULES = st.lists(
-    st.builds(
-        NotificationRule,
-        recipient=st.sampled_from(Recipient),
-        trigger=st.sampled_from(Trigger),
-        condition=CONDITIONS,
-        immediate=st.booleans(),
-        reason=st.just("Because."),
-        clause=st.sampled_from(["R 1", "R 2"]),
-    ),
-    max_size=2,
-).map(tuple)
+
+
+@st.composite
+def rules(draw: st.DrawFn) -> NotificationRule:
+    """A rule addressed to any agency its recipient and trigger allow."""
+    recipient = draw(st.sampled_from(Recipient))
+    trigger = draw(st.sampled_from(Trigger))
+    agencies = [RecipientAgency.ALL_PARTIES]
+    if recipient is not Recipient.BUSINESS_OFFICE:
+        agencies = [a for a in RecipientAgency]
+        if trigger is Trigger.DEADLINE_BREACHED:
+            agencies.remove(RecipientAgency.ACTING)
+    return NotificationRule(
+        recipient=recipient,
+        recipient_agency=draw(st.sampled_from(agencies)),
+        trigger=trigger,
+        condition=draw(CONDITIONS),
+        immediate=draw(st.booleans()),
+        reason="Because.",
+        clause=draw(st.sampled_from(["R 1", "R 2"])),
+    )
+
+
+RULES = st.lists(rules(), max_size=2).map(tuple)
 TIERS = st.none() | st.builds(
     Tiers, max_tiers=st.none() | st.integers(2, 3), timescale=TIMESCALES, clause=st.just("T")
 )
@@ -220,7 +243,8 @@ class Audit:
 
     def step(self, op: Op) -> None:
         before = self.story.state
-        decision = self.story.send(_event(op, self.story), after=timedelta(hours=op.hours))
+        event = _event(op, self.story)
+        decision = self.story.send(event, after=timedelta(hours=op.hours))
         if decision.accepted:
             self.accepted += 1
         else:
@@ -229,6 +253,7 @@ class Audit:
             assert self.story.state is before
         self._follow_index(decision)
         self._unique_ids(decision)
+        check_addressees(self.story.state, event, notifications_of(decision))
         check_state(self.story.procedure, self.story.state, self.accepted)
         assert self.index == {d.id: d for d in self.story.state.deadlines}
 
@@ -248,6 +273,42 @@ class Audit:
             elif isinstance(effect, Notification):
                 assert effect.notification_id not in self.notification_ids
                 self.notification_ids.add(effect.notification_id)
+
+
+def notifications_of(decision: Decision) -> list[Notification]:
+    return [e for e in decision.effects if isinstance(e, Notification)]
+
+
+_ACTIONS = (
+    Acknowledged | PlanAgreed | DiscussionRecorded | Escalated | Resolved | Withdrawn | FlagsChanged
+)
+
+
+def _actor(event: AnyEvent, state: Escalation) -> str:
+    """The agency whose event it is; the raiser for a hub fact (a deadline)."""
+    if isinstance(event, Raised):
+        return event.data.raised_by.agency_id
+    return event.data.by.agency_id if isinstance(event, _ACTIONS) else state.raised_by.agency_id
+
+
+def check_addressees(state: Escalation, event: AnyEvent, notes: list[Notification]) -> None:
+    """A notification names one party exactly when addressed to the acting agency or the
+    raiser, and then the right one; the business office's names none."""
+    parties = {p.agency_id for p in state.parties}
+    for note in notes:
+        if note.recipient is Recipient.BUSINESS_OFFICE:
+            assert (note.recipient_agency, note.recipient_agency_id) == (None, None)
+        elif note.recipient_agency is RecipientAgency.ACTING:
+            assert note.recipient_agency_id == _actor(event, state)
+        elif note.recipient_agency is RecipientAgency.RAISER:
+            assert note.recipient_agency_id == state.raised_by.agency_id
+        else:
+            assert note.recipient_agency in (
+                RecipientAgency.ALL_PARTIES,
+                RecipientAgency.EACH_PARTY,
+            )
+            assert note.recipient_agency_id is None
+        assert note.recipient_agency_id is None or note.recipient_agency_id in parties
 
 
 def check_state(procedure: Procedure, state: Escalation, accepted: int) -> None:
@@ -289,8 +350,9 @@ def test_random_stories_keep_every_invariant(
     procedure: Procedure, flags: tuple[Flag, ...], ops: list[Op]
 ) -> None:
     story = Story(procedure)
-    story.open(flags=flags)
+    opened = story.open(flags=flags)
     check_state(procedure, story.state, 1)
+    check_addressees(story.state, raised(procedure.id), notifications_of(opened))
     audit = Audit(story)
     for op in ops:
         audit.step(op)

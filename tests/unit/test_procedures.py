@@ -12,7 +12,7 @@ import pytest
 import router.procedures as procedures
 from router.procedures import ProcedureFileError, UnknownProcedureError, load, source_text
 from schemas.common import Flag, TimeUnit
-from schemas.procedure import NotificationRule, Procedure, Recipient, Trigger
+from schemas.procedure import NotificationRule, Procedure, Recipient, RecipientAgency, Trigger
 
 IDS = ["buckinghamshire", "gloucestershire", "northamptonshire", "northumberland"]
 SEEDS = Path("/work/shared/seeds")
@@ -105,6 +105,24 @@ def test_house_rules_the_text_does_not_state_are_written_down_as_readings(
     topics = " | ".join(r.topic for r in procedure.readings)
     assert procedure.evidence_required_clause or re.search(r"evidence|before stage", topics)
     assert procedure.shorter_timescale_clause or re.search(r"agreed.*timescale", topics)
+
+
+@pytest.mark.parametrize("procedure_id", IDS)
+def test_every_notice_to_a_partys_role_says_whose_and_a_reading_of_its_clause_says_why(
+    procedure_id: str,
+) -> None:
+    """The default (every party) is never left to chance: each rule for a role other than the
+    business office names its recipient_agency, and a reading of the same clause explains it."""
+    procedure = load(procedure_id)
+    rules = [n for s in procedure.stages for n in s.notifications]
+    rules += [*procedure.flag_rules, *procedure.resolution_rules]
+    for rule in rules:
+        if rule.recipient is Recipient.BUSINESS_OFFICE:
+            continue
+        assert "recipient_agency" in rule.model_fields_set, rule.clause
+        said = f"recipient_agency = {rule.recipient_agency.value}"
+        why = [r for r in procedure.readings if r.clause == rule.clause and said in r.choice]
+        assert why, f"no reading of {rule.clause} says {said}"
 
 
 @pytest.mark.parametrize("procedure_id", IDS)
@@ -384,6 +402,7 @@ def test_gloucestershire_immediate_harm_informs_designated_safeguarding_lead_at_
     lead = Recipient.DESIGNATED_SAFEGUARDING_LEAD
     (rule,) = [r for r in load("gloucestershire").flag_rules if r.recipient is lead]
     assert rule.recipient is Recipient.DESIGNATED_SAFEGUARDING_LEAD
+    assert rule.recipient_agency is RecipientAgency.ACTING  # "your agency", not every party's
     assert rule.immediate
     assert rule.clause == "Gloucestershire 1.7"
     assert rule.condition.holds(frozenset({Flag.IMMEDIATE_RISK_OF_HARM}))
