@@ -29,7 +29,9 @@ class Hub:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]  # units of work that may write
-    reads: sessionmaker[Session]  # read-only: on SQLite, never waits for the write lock
+    reader: Engine  # the same pool, for reads only: on SQLite, never waits for the write lock
+    reads: sessionmaker[Session]  # read-only sessions on ``reader``
+
     sealer: Sealer
     pseudonym_key: bytes = field(repr=False)
     clock: Callable[[], datetime] = utc_now
@@ -41,6 +43,7 @@ class Hub:
 def build_hub(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Hub:
     settings = resolve_secrets(settings)
     engine = make_engine(settings.sqlalchemy_url)
+    reads = reader(engine)
     keys = settings.data_keys.get_secret_value()
     active = settings.data_key_active or keys.split(",")[-1].split(":", 1)[0].strip()
     ring = KeyRing.from_env_string(keys, active=active)
@@ -48,7 +51,8 @@ def build_hub(settings: Settings, *, clock: Callable[[], datetime] = utc_now) ->
         settings=settings,
         engine=engine,
         sessions=make_sessionmaker(engine),
-        reads=make_sessionmaker(reader(engine)),
+        reader=reads,
+        reads=make_sessionmaker(reads),
         sealer=Sealer(ring),
         pseudonym_key=settings.pseudonym_key.get_secret_value().encode(),
         clock=clock,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
 
@@ -37,7 +38,7 @@ from gateway.store.models_security import WebhookFingerprint
 from security.errors import SecurityError, SignatureError
 from security.webhooks import verify
 
-__all__ = ["Claim", "ReplayGuard", "claim", "release"]
+__all__ = ["SIGNED_STATE", "Claim", "ReplayGuard", "SignedRequest", "claim", "release"]
 
 logger = logging.getLogger(__name__)
 _RETRY: Final = {"Retry-After": RETRY_AFTER}
@@ -103,16 +104,34 @@ def _insert_if_absent(session: Session, values: Mapping[str, Any]) -> Any:
     return statement.returning(WebhookFingerprint.webhook_id)  # a row only when inserted
 
 
-def _signed_id(hub: Hub, connector_id: str, headers: Mapping[str, str], body: bytes) -> str | None:
-    """The webhook id if the connector is active and signed this body, else None."""
+#: Where the guard leaves a verified request for the route (``request.state``), so the
+#: connector is read and the signature checked once per request.
+SIGNED_STATE: Final = "eh_signed_request"
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """An active connector's request whose Standard Webhooks signature holds."""
+
+    connector: Connector
+    secrets: list[str]
+    webhook_id: str
+
+
+def _signed(
+    hub: Hub, connector_id: str, headers: Mapping[str, str], body: bytes
+) -> SignedRequest | None:
+    """The request as verified if the connector is active and signed this body, else None."""
     with hub.reads() as session:
         row = session.get(Connector, connector_id)
     if row is None or row.status != "active":
         return None
     try:
-        return verify(connector_secrets(hub, row), headers, body, now=hub.clock())
+        secrets = connector_secrets(hub, row)
+        webhook_id = verify(secrets, headers, body, now=hub.clock())
     except (SignatureError, SecurityError, ValueError):
         return None
+    return SignedRequest(row, secrets, webhook_id)
 
 
 class ReplayGuard:
@@ -145,7 +164,8 @@ class ReplayGuard:
         if ids is None:
             await self.app(scope, replayed, send)
             return
-        outcome, names = ids
+        outcome, names, signed = ids
+        scope.setdefault("state", {})[SIGNED_STATE] = signed
         if outcome is Claim.CONFLICT:
             INGEST_REFUSED.labels(reason="replay").inc()
             logger.warning("ingest.webhook_id_reused", extra={"connector_id": connector_id})
@@ -157,14 +177,14 @@ class ReplayGuard:
 
     def _claim(
         self, connector_id: str, headers: Mapping[str, str], body: bytes
-    ) -> tuple[Claim, dict[str, str]] | None:
+    ) -> tuple[Claim, dict[str, str], SignedRequest] | None:
         """Claim the signed webhook id for this body; None when the request is not signed."""
-        webhook_id = _signed_id(self.hub, connector_id, headers, body)
-        if webhook_id is None:
+        signed = _signed(self.hub, connector_id, headers, body)
+        if signed is None:
             return None
         digest = hashlib.sha256(body).hexdigest()
-        ids = {"connector_id": connector_id, "webhook_id": webhook_id, "digest": digest}
-        return claim(self.hub, **ids), ids
+        ids = {"connector_id": connector_id, "webhook_id": signed.webhook_id, "digest": digest}
+        return claim(self.hub, **ids), ids, signed
 
     async def _run_claimed(
         self, scope: Scope, receive: Receive, send: Send, outcome: Claim, ids: dict[str, str]

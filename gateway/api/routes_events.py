@@ -26,6 +26,7 @@ from gateway.api.access import ObjectId
 from gateway.api.auth import HubDep
 from gateway.api.connector_config import registry_of, stored_config
 from gateway.api.problems import RETRY_AFTER, ProblemError, problem_responses
+from gateway.api.replay import SIGNED_STATE, SignedRequest
 from gateway.api.routes_connectors import connector_secrets
 from gateway.bootstrap import Hub
 from gateway.metrics import INGEST_REFUSED
@@ -186,17 +187,31 @@ def _untranslatable(kind: str, exc: TranslationError) -> ProblemError:
     )
 
 
-def _checked(
+def _ingest(
     hub: Hub,
     registry: Registry,
-    row: Connector,
-    secrets: list[str],
+    connector_id: str,
+    signed: SignedRequest | None,
     headers: Mapping[str, str],
     body: bytes,
-) -> tuple[str, list[AgencyEvent]]:
-    """The webhook id and the translated events of a signed body (CPU work, off the loop)."""
-    webhook_id = _verify(hub, secrets, headers, body)
-    return webhook_id, _translated(hub, registry, row, headers, body)
+) -> ingest.Accepted:
+    """Verify (unless the replay guard did), translate and accept: one trip off the loop."""
+    if signed is None or signed.connector.id != connector_id:
+        connector, secrets = _connector(hub, connector_id)
+        webhook_id = _verify(hub, secrets, headers, body)
+    else:
+        connector, webhook_id = signed.connector, signed.webhook_id
+    events = _translated(hub, registry, connector, headers, body)
+    try:
+        return ingest.accept(
+            hub,
+            connector_id=connector.id,
+            agency_id=connector.agency_id,
+            webhook_id=webhook_id,
+            events=events,
+        )
+    except DBAPIError as exc:
+        raise _unavailable(exc) from exc
 
 
 @router.post(
@@ -222,23 +237,11 @@ def _checked(
 )
 async def post_events(connector_id: ObjectId, request: Request, hub: HubDep) -> JSONResponse:
     """Verify, translate and durably accept events; answers 202 with their ids."""
-    connector, secrets = await run_in_threadpool(_connector, hub, connector_id)
     body = await request.body()  # BodyLimit (app.py) refuses it with 413 past max_body_bytes
-    registry = registry_of(request)
-    webhook_id, events = await run_in_threadpool(
-        _checked, hub, registry, connector, secrets, request.headers, body
+    signed = getattr(request.state, SIGNED_STATE, None)  # set by the replay guard
+    accepted = await run_in_threadpool(
+        _ingest, hub, registry_of(request), connector_id, signed, request.headers, body
     )
-    try:
-        accepted = await run_in_threadpool(
-            ingest.accept,
-            hub,
-            connector_id=connector.id,
-            agency_id=connector.agency_id,
-            webhook_id=webhook_id,
-            events=events,
-        )
-    except DBAPIError as exc:
-        raise _unavailable(exc) from exc
     on_accepted = request.app.state.on_accepted
     if on_accepted is not None and accepted.status_code == 202:
         on_accepted()

@@ -21,10 +21,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Final, Protocol
 
 import httpx
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Connection, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from gateway.bootstrap import Hub
@@ -37,7 +37,9 @@ __all__ = [
     "DISABLED",
     "ConnectorDisabled",
     "DeadLetter",
+    "Delivered",
     "Undeliverable",
+    "audit_delivered",
     "enabled_again",
     "hold_back",
     "list_dead",
@@ -84,6 +86,13 @@ class DeadLetter:
 def mark_succeeded(session: Session, row: Delivery, *, at: datetime, actor: str) -> None:
     """Finish a delivery as succeeded, with a "delivered" audit entry (ids only)."""
     row.status, row.finished_at = "succeeded", at
+    audit_delivered(session, row, at=at, actor=actor)
+
+
+def audit_delivered(
+    session: Session | Connection, row: Delivered, *, at: datetime, actor: str
+) -> None:
+    """The "delivered" audit entry of a delivery that succeeded (ids and counts only)."""
     detail = {"delivery_id": row.id, "channel": row.channel, "attempts": row.attempts}
     append(
         session,
@@ -93,6 +102,19 @@ def mark_succeeded(session: Session, row: Delivery, *, at: datetime, actor: str)
         escalation_id=row.escalation_id,
         detail=detail,
     )
+
+
+class Delivered(Protocol):
+    """What the audit entry of a succeeded delivery names."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def escalation_id(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def attempts(self) -> int: ...
 
 
 def mark_dead(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 import traceback
@@ -76,6 +77,7 @@ __all__ = [
     "send_email",
 ]
 
+_CONNECTOR_LANE: Final = re.compile(r"connector:[\x21-\x7e]{1,200}")
 LEASE_SECONDS: Final = 30.0  # a dead holder's lanes are taken over after this
 RENEW_EVERY_SECONDS: Final = 5.0  # how often a live holder extends its leases
 
@@ -93,14 +95,19 @@ class _LeaseLost(Exception):
 def handle_deliver(
     hub: Hub, message_id: str, payload: Mapping[str, Any], *, dispatcher: Dispatcher | None = None
 ) -> None:
-    """Hand the poked delivery to the dispatcher and return: the bus may ack at once."""
+    """Hand the poked delivery to the dispatcher and return: the bus may ack at once.
+
+    A poke naming its lane is trusted for the lane (the delivery may be any of its rows: the
+    lane is worked whole, in order); one without is looked up and must name a stored row."""
     delivery_id = payload.get("delivery_id") if isinstance(payload, Mapping) else None
     if not isinstance(delivery_id, str) or not 0 < len(delivery_id) <= 200:
         raise PoisonMessage(
             f"deliver message {message_id} needs 'delivery_id', a string of 1-200 characters"
         )
+    lane = payload.get("lane")  # set by the router for connector lanes: saves a lookup
+    lane = lane if isinstance(lane, str) and _CONNECTOR_LANE.fullmatch(lane) else None
     try:
-        known = (dispatcher or dispatcher_for(hub)).submit(delivery_id)
+        known = (dispatcher or dispatcher_for(hub)).submit(delivery_id, lane=lane)
     except DispatcherClosed as exc:
         raise TransientError("the delivery worker is stopping; the message is retried") from exc
     if not known:
@@ -148,7 +155,11 @@ class Dispatcher:
         self._stopping = threading.Event()
         self._policy = policy or RetryPolicy.from_settings(settings, sleep=self._sleep)
         self._leases = leases or LaneLeases(
-            hub.engine, holder=holder or _process_holder(), seconds=lease_seconds, clock=clock
+            hub.engine,
+            holder=holder or _process_holder(),
+            seconds=lease_seconds,
+            clock=clock,
+            reader=hub.reader,
         )
         self._work = LaneWork(
             self._leases,
@@ -221,7 +232,8 @@ class Dispatcher:
             why = "stopping" if isinstance(exc, _Stopping) else "lease_lost"
             logger.info("delivery.left_pending", extra={"delivery_id": delivery_id, "why": why})
             return
-        self._sender.conclude(delivery_id, last)
+        if last.verdict is not Verdict.OK:  # a success was concluded with its attempt
+            self._sender.conclude(delivery_id, last)
 
     def _turn(self, lane: str) -> Turn:
         """One turn of a lane whose lease LaneWork has just confirmed: send its next delivery

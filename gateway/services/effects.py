@@ -9,7 +9,8 @@
 * ``Notification``: a NotificationRow; for the business office a webhook Delivery per
   connector of each business office of the partnership and an email Delivery to its
   ``notify_email``; for any other recipient (IRO, designated lead...) a webhook Delivery to
-  every party's connectors, whose case systems route it to that role.
+  the connectors of the party it names (``recipient_agency_id``), or else of every party,
+  whose case systems route it to that role.
 
 Every Delivery holds its document sealed (context ``delivery:{id}``). One for an active
 connector is pending and has a ``deliver`` outbox row. One for a connector that is not active
@@ -22,7 +23,8 @@ exists is left alone (effects happen once).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -30,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from gateway.bootstrap import Hub
 from gateway.services import deadletters
+from gateway.services.lanes import lane_key
 from gateway.store.models import (
     Agency,
     Connector,
@@ -59,29 +62,45 @@ def apply_effects(session: Session, hub: Hub, row: EscalationRow, decision: Deci
         sync_deadlines(session, row.id, decision.escalation)
         _check_deadline_effects(row.id, decision)
     outbox = _Outbox(session, hub, row.id, now)
+    updates = [e for e in decision.effects if isinstance(e, StageUpdate)]
+    references: dict[str, str] = {}
+    by_agency: dict[str, list[Connector]] = {}
+    if updates:  # one read each for the references and the connectors of every recipient
+        references = _references(session, row.id, updates)
+        by_agency = _by_agency(_connectors(session, [u.recipient_agency_id for u in updates]))
     for effect in decision.effects:
         if isinstance(effect, StageUpdate):
-            update = _with_reference(session, row.id, effect)
-            outbox.webhooks(
-                update.update_id, update, _connectors(session, [update.recipient_agency_id])
-            )
+            update = _with_reference(effect, references)
+            outbox.webhooks(update.update_id, update, by_agency.get(update.recipient_agency_id, []))
         elif isinstance(effect, Notification):
             _notify(session, outbox, effect, now)
+    outbox.flush()
     if outbox.count:
         logger.info("effects.deliveries", extra={"escalation_id": row.id, "n": outbox.count})
     if outbox.held:
         logger.warning("effects.held_back", extra={"escalation_id": row.id, "n": outbox.held})
 
 
-def _with_reference(session: Session, escalation_id: str, update: StageUpdate) -> StageUpdate:
+def _references(
+    session: Session, escalation_id: str, updates: Sequence[StageUpdate]
+) -> dict[str, str]:
+    """The case references the hub knows for the updates' recipients lacking one."""
+    missing = {u.recipient_agency_id for u in updates if u.recipient_case_reference is None}
+    if not missing:
+        return {}
+    query = select(Party.agency_id, Party.case_reference).where(
+        Party.escalation_id == escalation_id,
+        Party.agency_id.in_(sorted(missing)),
+        Party.case_reference.is_not(None),
+    )
+    return {agency: ref for agency, ref in session.execute(query) if ref is not None}
+
+
+def _with_reference(update: StageUpdate, references: Mapping[str, str]) -> StageUpdate:
     """Fill a case reference the hub learnt after the raise (a party's first own action)."""
     if update.recipient_case_reference is not None:
         return update
-    reference = session.scalar(
-        select(Party.case_reference).where(
-            Party.escalation_id == escalation_id, Party.agency_id == update.recipient_agency_id
-        )
-    )
+    reference = references.get(update.recipient_agency_id)
     if reference is None:
         return update
     return update.model_copy(update={"recipient_case_reference": reference})
@@ -166,6 +185,13 @@ def _business_offices(session: Session, partnership: str) -> list[Agency]:
     ]
 
 
+def _by_agency(connectors: Sequence[Connector]) -> dict[str, list[Connector]]:
+    grouped: dict[str, list[Connector]] = {}
+    for connector in connectors:  # in id order: each agency's list keeps it
+        grouped.setdefault(connector.agency_id, []).append(connector)
+    return grouped
+
+
 def _connectors(session: Session, agency_ids: Iterable[str]) -> Sequence[Connector]:
     """Every connector of the agencies, by id. If one is not active, all are read again under a
     share lock: an enable committing meanwhile is waited for and seen, so its replay can never
@@ -181,13 +207,25 @@ def _connectors(session: Session, agency_ids: Iterable[str]) -> Sequence[Connect
     return session.scalars(locked).all()
 
 
+@dataclass(frozen=True)
+class _Planned:
+    delivery_id: str
+    document: StageUpdate | Notification
+    channel: str
+    target: str
+    connector_id: str | None
+    held: bool
+
+
 class _Outbox:
-    """Deliveries and their ``deliver`` outbox rows for one decision."""
+    """Deliveries and their ``deliver`` outbox rows for one decision, written by ``flush()``
+    (one query finds those that exist already: effects happen once)."""
 
     def __init__(self, session: Session, hub: Hub, escalation_id: str, now: datetime) -> None:
         self.session, self.hub, self.escalation_id, self.now = session, hub, escalation_id, now
         self.count = 0
         self.held = 0
+        self._planned: dict[str, _Planned] = {}
 
     def webhooks(
         self, base_id: str, document: StageUpdate | Notification, to: Sequence[Connector]
@@ -212,34 +250,51 @@ class _Outbox:
         connector_id: str | None = None,
         held: bool = False,
     ) -> None:
-        """Store a delivery and its poke; ``held``: a dead letter at once, and no poke."""
-        if self.session.get(Delivery, delivery_id) is not None:
+        """Plan a delivery and its poke; ``held``: a dead letter at once, and no poke."""
+        planned = _Planned(delivery_id, document, channel, target, connector_id, held)
+        self._planned.setdefault(delivery_id, planned)
+
+    def flush(self) -> None:
+        """Store every planned delivery that does not exist yet, in the order planned."""
+        if not self._planned:
             return
+        ids = list(self._planned)
+        existing = set(self.session.scalars(select(Delivery.id).where(Delivery.id.in_(ids))))
+        for delivery_id in ids:
+            if delivery_id not in existing:
+                self._store(self._planned[delivery_id])
+        self._planned.clear()
+
+    def _store(self, planned: _Planned) -> None:
+        delivery_id = planned.delivery_id
         sealed = self.hub.sealer.seal(
-            document.model_dump(mode="json"), context=f"delivery:{delivery_id}"
+            planned.document.model_dump(mode="json"), context=f"delivery:{delivery_id}"
         )
         row = Delivery(
             id=delivery_id,
             escalation_id=self.escalation_id,
-            connector_id=connector_id,
-            channel=channel,
-            target=target,
+            connector_id=planned.connector_id,
+            channel=planned.channel,
+            target=planned.target,
             document_sealed=sealed,
             status="pending",
             attempts=0,
             created_at=self.now,
         )
         self.session.add(row)
-        if held:
+        if planned.held:
             deadletters.hold_back(row, at=self.now)
             self.held += 1
             return
+        payload = {"delivery_id": delivery_id}
+        if planned.connector_id is not None:  # a mailbox lane stays out of the bus (an address)
+            payload["lane"] = lane_key(planned.channel, planned.connector_id, planned.target)
         self.session.add(
             OutboxMessage(
                 message_id=f"deliver:{delivery_id}",
                 topic="deliver",
                 routing_key="deliver",
-                payload={"delivery_id": delivery_id},
+                payload=payload,
                 created_at=self.now,
             )
         )

@@ -61,13 +61,20 @@ class LaneLeases:
     """One dispatcher's leases on lanes (``holder``), and the pending rows of its lanes."""
 
     def __init__(
-        self, engine: Engine, *, holder: str, seconds: float, clock: Callable[[], datetime]
+        self,
+        engine: Engine,
+        *,
+        holder: str,
+        seconds: float,
+        clock: Callable[[], datetime],
+        reader: Engine | None = None,
     ) -> None:
         if seconds <= 0:
             raise ValueError(f"a lane lease must last a positive time, not {seconds} s")
         self.holder = holder
         self.seconds = seconds
         self._engine = engine
+        self._reader = reader or engine  # lookups that only read (store.db.reader)
         self._clock = clock
         self._until: dict[str, datetime] = {}  # our leases as last written
         self._lock = threading.Lock()
@@ -137,7 +144,7 @@ class LaneLeases:
     def next_pending(self, lane: str) -> str | None:
         """The id of the lane's pending delivery with the lowest ``seq``, or None."""
         query = select(Delivery.id).where(pending_in(lane)).order_by(Delivery.seq).limit(1)
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             return conn.scalar(query)
 
     def lane_of(self, delivery_id: str) -> str | None:
@@ -145,7 +152,7 @@ class LaneLeases:
         query = select(Delivery.channel, Delivery.connector_id, Delivery.target).where(
             Delivery.id == delivery_id
         )
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             row = conn.execute(query).first()
         return None if row is None else lane_key(row.channel, row.connector_id, row.target)
 
@@ -161,7 +168,7 @@ class LaneLeases:
             DeliveryLane.holder != self.holder,
             DeliveryLane.lease_until >= self._clock(),
         )
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             counts: dict[str, int] = {}
             for channel, connector_id, target, n in conn.execute(pending):
                 lane = lane_key(channel, connector_id, target)

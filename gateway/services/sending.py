@@ -3,7 +3,8 @@
 ``Sender.prepare`` unseals the document and builds the one call that sends it (a webhook:
 rendered in the connector's format, encrypted for its agency, signed; an e-mail: composed from
 the Notification). ``Sender.attempt`` makes one attempt and records it in its own short
-transaction; ``Sender.conclude`` ends the delivery as succeeded or dead. Before each webhook
+transaction (a success is concluded in that same transaction); ``Sender.conclude`` ends a
+delivery that did not succeed (dead, or refused before any attempt). Before each webhook
 the callback host is resolved again and refused when it now names an address an agency must
 not reach (dead letter, nothing sent); the HTTP client (``gateway.services.egress``) vets once
 more and pins the address it connects to, against DNS rebinding.
@@ -14,12 +15,13 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
 
 import httpx
 from pydantic import ValidationError
-from sqlalchemy import update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from gateway.api.urls import Resolver
 from gateway.bootstrap import Hub
@@ -47,6 +49,74 @@ _REASONS: Final[dict[Verdict | None, str]] = {
 
 Job = tuple[str, Callable[[], Attempt]]  # the channel, and the call that sends once
 
+# Statements built once (building one costs about as much as running it on SQLite).
+_PREPARE: Final = (
+    select(
+        Delivery.id,
+        Delivery.status,
+        Delivery.channel,
+        Delivery.target,
+        Delivery.connector_id,
+        Delivery.document_sealed,
+        Connector.id.label("c_id"),
+        Connector.status.label("c_status"),
+        Connector.kind,
+        Connector.callback_url,
+        Connector.public_jwk,
+        Connector.secrets_sealed,
+    )
+    .outerjoin_from(Delivery, Connector, Connector.id == Delivery.connector_id)
+    .where(Delivery.id == bindparam("id_"))
+)
+_INSERT_ATTEMPT: Final = insert(DeliveryAttempt)
+_COUNT_ATTEMPT: Final = (
+    update(Delivery)
+    .where(Delivery.id == bindparam("id_"))
+    .values(
+        attempts=Delivery.attempts + 1,
+        last_status=bindparam("status_"),
+        last_error=bindparam("error_"),
+    )
+)
+_SUCCEED: Final = (
+    _COUNT_ATTEMPT.where(Delivery.status == "pending")
+    .values(status="succeeded", finished_at=bindparam("finished_"))
+    .returning(Delivery.id, Delivery.escalation_id, Delivery.channel, Delivery.attempts)
+)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """What sending a pending delivery needs of its row."""
+
+    id: str
+    channel: str
+    target: str
+    connector_id: str | None
+    document_sealed: bytes
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What sending needs of the delivery's connector."""
+
+    id: str
+    status: str
+    kind: str
+    callback_url: str
+    public_jwk: dict[str, Any]
+    secrets_sealed: bytes
+
+
+@dataclass(frozen=True)
+class _Done:
+    """A delivery that just succeeded, as its audit entry names it."""
+
+    id: str
+    escalation_id: str
+    channel: str
+    attempts: int
+
 
 class Sender:
     """Prepares, attempts and concludes single deliveries; the Delivery row is the truth."""
@@ -68,13 +138,23 @@ class Sender:
 
     def prepare(self, delivery_id: str) -> Job | None:
         """The send of a pending delivery; None if it is not pending; Undeliverable if never."""
-        with self._hub.sessions() as session:  # short: no lock is held while encrypting
-            row = session.get(Delivery, delivery_id)
-            if row is None or row.status != "pending":
-                return None
-            connector = None
-            if row.channel == "webhook":
-                connector = session.get(Connector, row.connector_id or "")
+        with self._hub.reader.connect() as conn:  # a snapshot; no lock while encrypting
+            found = conn.execute(_PREPARE, {"id_": delivery_id}).first()
+        if found is None or found.status != "pending":
+            return None
+        row = _Pending(
+            found.id, found.channel, found.target, found.connector_id, found.document_sealed
+        )
+        connector = None
+        if found.c_id is not None:
+            connector = _Target(
+                found.c_id,
+                found.c_status,
+                found.kind,
+                found.callback_url,
+                found.public_jwk,
+                found.secrets_sealed,
+            )
         try:
             document = self._hub.sealer.unseal(row.document_sealed, context=f"delivery:{row.id}")
             if row.channel == "webhook":
@@ -91,31 +171,43 @@ class Sender:
         raise deadletters.Undeliverable(f"channel '{row.channel}' is neither webhook nor email")
 
     def attempt(self, delivery_id: str, channel: str, send: Callable[[], Attempt]) -> Attempt:
-        """Send once and record the attempt (and the row's counters) in one transaction."""
+        """Send once and record the attempt (and the row's counters) in one transaction; an
+        attempt that succeeded concludes the delivery in that same transaction."""
         at = self._hub.clock()
         result = send()
         DELIVERIES.labels(channel, result.verdict.value).inc()
         DELIVERY_SECONDS.labels(channel).observe(result.seconds)
-        with transaction(self._hub.sessions) as session:
-            session.add(
-                DeliveryAttempt(
-                    delivery_id=delivery_id,
-                    attempted_at=at,
-                    status_code=result.status,
-                    error=result.error,
-                    duration_ms=round(result.seconds * 1000),
-                )
+        succeeded = result.verdict is Verdict.OK
+        with self._hub.engine.begin() as conn:  # Core, no session: this runs for every attempt
+            conn.execute(
+                _INSERT_ATTEMPT,
+                {
+                    "delivery_id": delivery_id,
+                    "attempted_at": at,
+                    "status_code": result.status,
+                    "error": result.error,
+                    "duration_ms": round(result.seconds * 1000),
+                },
             )
-            session.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_id)
-                .values(
-                    attempts=Delivery.attempts + 1,
-                    last_status=result.status,
-                    last_error=result.error,
-                )
-            )
+            counts = {"id_": delivery_id, "status_": result.status, "error_": result.error}
+            done = self._succeeded(conn, counts) if succeeded else None
+            if done is None:
+                conn.execute(_COUNT_ATTEMPT, counts)
+        if done is not None:
+            fields = {"delivery_id": delivery_id, "attempts": done.attempts}
+            logger.info("delivery.concluded", extra={**fields, "status": "succeeded"})
         return result
+
+    def _succeeded(self, conn: Connection, counts: dict[str, Any]) -> _Done | None:
+        """Count the attempt and end the (still pending) delivery as succeeded, audited; None
+        if the row is no longer pending (then only the attempt is counted)."""
+        at = self._hub.clock()
+        found = conn.execute(_SUCCEED, {**counts, "finished_": at}).first()
+        if found is None:
+            return None
+        done = _Done(str(found[0]), str(found[1]), str(found[2]), int(found[3]))
+        deadletters.audit_delivered(conn, done, at=at, actor=_ACTOR)
+        return done
 
     def conclude(
         self,
@@ -152,7 +244,7 @@ class Sender:
         )
 
     def _webhook(
-        self, connector: Connector | None, row: Delivery, document: dict[str, Any]
+        self, connector: _Target | None, row: _Pending, document: dict[str, Any]
     ) -> Callable[[], Attempt]:
         if connector is None:
             raise deadletters.Undeliverable(f"connector {row.connector_id} is not registered")
@@ -177,7 +269,7 @@ class Sender:
         if refused is not None:
             raise deadletters.Undeliverable(refused)
 
-    def _email(self, row: Delivery, document: dict[str, Any]) -> Callable[[], Attempt]:
+    def _email(self, row: _Pending, document: dict[str, Any]) -> Callable[[], Attempt]:
         notification = Notification.model_validate(document)  # forbids fields it does not know
         sender = self._hub.settings.smtp_sender
         message = compose(notification, delivery_id=row.id, sender=sender, to=row.target)

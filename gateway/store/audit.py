@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Row, select
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 
 def append(
-    session: Session,
+    session: Session | Connection,
     *,
     at: datetime,
     action: str,
@@ -50,28 +50,30 @@ def append(
     escalation_id: str | None,
     detail: Mapping[str, Any],
 ) -> AuditEntry:
-    """Append one entry after the chain head, in the caller's transaction."""
+    """Append one entry after the chain head, in the caller's transaction (an ORM session or
+    a Core connection)."""
     _require_aware(at, "at")
     _require_text(action, "action", 64)
     _require_text(actor, "actor", 128)
     clean = _clean_detail(detail)
-    head = _lock_head(session)
-    seq = head.seq + 1
-    digest = chain.chain_hash(head.hash, _fields(seq, at, action, actor, escalation_id, clean))
-    entry = AuditEntry(
-        seq=seq,
-        at=at,
-        action=action,
-        actor=actor,
-        escalation_id=escalation_id,
-        detail=clean,
-        prev_hash=head.hash,
-        hash=digest,
-    )
-    session.add(entry)
-    head.seq, head.hash = seq, digest
-    session.flush()
-    return entry
+    head_seq, head_hash = _lock_head(session)
+    seq = head_seq + 1
+    digest = chain.chain_hash(head_hash, _fields(seq, at, action, actor, escalation_id, clean))
+    values = {
+        "seq": seq,
+        "at": at,
+        "action": action,
+        "actor": actor,
+        "escalation_id": escalation_id,
+        "detail": clean,
+        "prev_hash": head_hash,
+        "hash": digest,
+    }
+    # Core statements built once: this runs for every decision, delivery and read, and the
+    # ORM's unit of work (or building a statement) cost more than the rest of an append.
+    session.execute(_INSERT_ENTRY, values)
+    session.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
+    return AuditEntry(**values)  # a copy for the caller; the row is written
 
 
 def verify(session: Session, *, batch_size: int = _BATCH) -> int | None:
@@ -95,15 +97,15 @@ def verify(session: Session, *, batch_size: int = _BATCH) -> int | None:
 def checkpoint(session: Session, *, signing_key: bytes, at: datetime) -> AuditCheckpoint:
     """Sign the current head (Ed25519); a checkpoint already at that seq is returned."""
     _require_aware(at, "at")
-    head = _lock_head(session)
-    existing = session.get(AuditCheckpoint, head.seq)
+    head_seq, head_hash = _lock_head(session)
+    existing = session.get(AuditCheckpoint, head_seq)
     if existing is not None:
         return existing
-    signature = chain.sign_checkpoint(signing_key, head.seq, head.hash)
-    signed = AuditCheckpoint(seq=head.seq, head_hash=head.hash, signature=signature, at=at)
+    signature = chain.sign_checkpoint(signing_key, head_seq, head_hash)
+    signed = AuditCheckpoint(seq=head_seq, head_hash=head_hash, signature=signature, at=at)
     session.add(signed)
     session.flush()
-    logger.info("audit checkpoint signed", extra={"seq": head.seq})
+    logger.info("audit checkpoint signed", extra={"seq": head_seq})
     return signed
 
 
@@ -141,28 +143,35 @@ def _check_head(head: tuple[int, str] | None, last_seq: int, at_head: str | None
     return None if expected == head_hash else max(head_seq, 1)
 
 
-def _lock_head(session: Session) -> AuditHead:
-    query = (
-        select(AuditHead)
-        .where(AuditHead.id == HEAD_ID)
-        .with_for_update()
-        .execution_options(populate_existing=True)  # never trust a copy from an earlier commit
-    )
-    head = session.scalars(query).one_or_none()
+_INSERT_ENTRY: Final = insert(AuditEntry)
+_MOVE_HEAD: Final = (
+    update(AuditHead)
+    .where(AuditHead.id == HEAD_ID)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+_LOCK_HEAD: Final = (
+    select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == HEAD_ID).with_for_update()
+)
+
+
+def _lock_head(session: Session | Connection) -> tuple[int, str]:
+    """The head's seq and hash, read from the database under a row lock (never a copy)."""
+    head = session.execute(_LOCK_HEAD).one_or_none()
     if head is None:
         _create_head(session)
-        head = session.scalars(query).one()
-    return head
+        head = session.execute(_LOCK_HEAD).one()
+    return int(head.seq), str(head.hash)
 
 
-def _create_head(session: Session) -> None:
+def _create_head(session: Session | Connection) -> None:
     """Insert the head row unless a concurrent appender just did (ON CONFLICT DO NOTHING)."""
     last = session.execute(
         select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
     ).one_or_none()
     seq, digest = (last.seq, last.hash) if last is not None else (0, chain.GENESIS)
     values = {"id": HEAD_ID, "seq": seq, "hash": digest}
-    dialect = session.get_bind().dialect.name
+    bind = session if isinstance(session, Connection) else session.get_bind()
+    dialect = bind.dialect.name
     if dialect == "postgresql":
         statement: Any = postgresql.insert(AuditHead).values(values)
     elif dialect == "sqlite":

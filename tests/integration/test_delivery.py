@@ -655,6 +655,24 @@ def test_a_repeated_poke_delivers_once(sqlite_hub: Hub, receiver: Receiver) -> N
         handle_deliver(hub, "deliver:late", {"delivery_id": delivery_id}, dispatcher=shared)
 
 
+def test_a_poke_naming_its_lane_works_the_lane_without_looking_the_row_up(
+    sqlite_hub: Hub, receiver: Receiver
+) -> None:
+    hub = sqlite_hub
+    party = add_party(hub, receiver.url("/hinted"))
+    delivery_id = add_delivery(hub, stage_update(party), party=party)
+    shared = dispatcher_for(hub)
+    try:
+        lane = f"connector:{party.connector_id}"
+        handle_deliver(hub, "deliver:hinted", {"delivery_id": "coalesced-away", "lane": lane})
+        assert shared.wait_idle(timeout=30)
+        with pytest.raises(PoisonMessage, match="no stored delivery"):  # not a lane: looked up
+            handle_deliver(hub, "deliver:bad-lane", {"delivery_id": "nope", "lane": "x:\n"})
+    finally:
+        shared.close()
+    assert [r.headers.get("webhook-id") for r in receiver.on("/hinted")] == [delivery_id]
+
+
 def test_dead_letters_page_oldest_first_and_show_hosts_only(
     sqlite_hub: Hub, receiver: Receiver
 ) -> None:

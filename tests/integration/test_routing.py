@@ -195,7 +195,10 @@ def test_each_stage_update_goes_to_every_connector_of_its_party_under_a_stable_i
             OutboxMessage.topic == "deliver"
         )
         announced = {key: payload for key, payload in session.execute(query)}
-    assert announced == {f"deliver:{i}": {"delivery_id": i} for i in expected}
+    assert announced == {
+        f"deliver:{i}": {"delivery_id": i, "lane": f"connector:{i.rsplit(':', 1)[1]}"}
+        for i in expected
+    }
 
 
 def _spare_social_connector(hub: Hub, status: str) -> str:
