@@ -28,7 +28,8 @@ def register(sub: Any) -> None:
             "end-to-end and router rates, latency from the 202 to each receiver at fixed "
             "offered loads, the share of CPU spent on encryption, the deadline sweep (with "
             "EXPLAIN) and memory over a longer run. Writes bench/results/<time>.json, "
-            "latest.json and latest.md. A full run takes about 25 minutes; --quick under 2."
+            "latest.json and latest.md. A full run takes about 11 minutes on two cores; "
+            "--quick about 2."
         ),
     )
     p.add_argument("--quick", action="store_true", help="small sizes, short windows, no soak")
