@@ -11,13 +11,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from tests.security.report import Attack, Results, RunOutcome, render
+from tests.security.world import World, running_world
 
 SECURITY_DIR = Path(__file__).resolve().parent
 ROOT = SECURITY_DIR.parents[1]
@@ -124,3 +125,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     RESULTS_FILE.write_text(json.dumps(run.results.as_json(), indent=2) + "\n")
     if run.results.complete:
         SECURITY_MD.write_text(render(run.results))
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    """A running hub with the attack suites' members (a module may define its own)."""
+    with running_world() as built:
+        yield built

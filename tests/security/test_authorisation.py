@@ -9,12 +9,10 @@ nothing answers 2xx to an attacker or 5xx to anyone, and denied object access is
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from gateway.demo.stack import Stack
 from tests.security.conftest import Attacks
 from tests.security.matrix import (
     ADMIN_ROUTES,
@@ -29,7 +27,7 @@ from tests.security.matrix import (
     routes,
     sweep,
 )
-from tests.security.world import CHILD, OFFICE, World, build_world
+from tests.security.world import CHILD, OFFICE, World
 
 ANONYMOUS = ("no credential", "malformed token", "unknown credential")
 PROBLEM_JSON = "application/problem+json"
@@ -44,16 +42,6 @@ ONCE_UNAUDITED = frozenset(
         ("post", "/v1/dead-letters/{delivery_id}/replay"),
     }
 )
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with Stack() as stack:
-        built = build_world(stack)
-        try:
-            yield built
-        finally:
-            built.close()
 
 
 @pytest.fixture(scope="module")

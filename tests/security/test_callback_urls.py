@@ -16,11 +16,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select, update
 
-from gateway.demo.stack import Stack
 from gateway.store.models import Connector, Delivery
 from tests.security.conftest import Attacks
 from tests.security.listener import Listener
-from tests.security.world import World, build_world, event, raised_data
+from tests.security.world import World, event, raised_data, running_world
 
 PUBLIC = "https://93.184.215.14/escalation-hub"  # a globally routable literal: no DNS needed
 
@@ -56,12 +55,9 @@ def registration_refusals() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
     """Members registered on a loopback-friendly hub, then served by a production-rule one."""
-    with Stack(allow_loopback_callbacks=False) as stack:
-        built = build_world(stack, raise_escalation=False, callback_url=PUBLIC)
-        try:
-            yield built
-        finally:
-            built.close()
+    stack = {"allow_loopback_callbacks": False}
+    with running_world(stack=stack, raise_escalation=False, callback_url=PUBLIC) as built:
+        yield built
 
 
 def test_callback_urls_reaching_internal_addresses_are_refused_at_registration(

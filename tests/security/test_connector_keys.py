@@ -18,21 +18,16 @@ from joserfc.errors import SecurityWarning
 from joserfc.jwk import RSAKey
 from sqlalchemy import func, select
 
-from gateway.demo.stack import Stack
 from gateway.store.models import Connector
 from security.envelopes import generate_recipient_key
 from tests.security.conftest import Attacks
-from tests.security.world import World, build_world
+from tests.security.world import World, running_world
 
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
-    with Stack() as stack:
-        built = build_world(stack, raise_escalation=False)
-        try:
-            yield built
-        finally:
-            built.close()
+    with running_world(raise_escalation=False) as built:
+        yield built
 
 
 def _b64(number: int, size: int) -> str:

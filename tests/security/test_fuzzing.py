@@ -13,8 +13,6 @@ operation, and a strict xfail test keeps finding it until it is fixed and the en
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import schemathesis
 from schemathesis.core.failures import FailureGroup
@@ -22,11 +20,10 @@ from schemathesis.specs.openapi.checks import status_code_conformance
 
 from connectors.generic import GenericConnector
 from connectors.registry import default_registry
-from gateway.demo.stack import Stack
 from tests.security.conftest import Attacks
 from tests.security.fuzz import EVENTS, Fuzzer, Outcome, Signer
 from tests.security.matrix import path_ids
-from tests.security.world import PARTIES, World, build_world
+from tests.security.world import PARTIES, World
 
 MAX_EXAMPLES = 25
 IDENTITIES = ("admin", "agency")
@@ -48,16 +45,6 @@ DECLARED: tuple[tuple[str, str, str], ...] = (
 KNOWN: dict[tuple[str, str, str], str] = {}
 #: Operations with a JSON body FastAPI decodes: one that is not JSON gets a documented 422.
 JSON_BODIES = ("POST /v1/agencies", "POST /v1/agencies/{agency_id}/connectors")
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with Stack() as stack:
-        built = build_world(stack)
-        try:
-            yield built
-        finally:
-            built.close()
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,10 @@ escalation leaves an ``access_denied`` audit entry.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
-from gateway.demo.stack import Stack
 from tests.security.conftest import Attacks
 from tests.security.world import (
     FOREIGN,
@@ -23,7 +20,6 @@ from tests.security.world import (
     OUTSIDER,
     World,
     actor,
-    build_world,
     discussion,
     event,
     raised_data,
@@ -36,16 +32,6 @@ HUB_FACTS = (
     "partnership_notified",
     "rejected",
 )
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with Stack() as stack:
-        built = build_world(stack)
-        try:
-            yield built
-        finally:
-            built.close()
 
 
 def _refused(answer: httpx.Response, status: int, field: str) -> bool:

@@ -14,24 +14,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
-import pytest
 
-from gateway.demo.stack import Stack
 from security.webhooks import sign
 from tests.security.conftest import Attacks, pending
-from tests.security.world import OUTSIDER, World, build_world, discussion, event, raised_data
+from tests.security.world import OUTSIDER, World, discussion, event, raised_data
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with Stack() as stack:
-        built = build_world(stack)
-        try:
-            yield built
-        finally:
-            built.close()
 
 
 def _problem(answer: httpx.Response, *statuses: int) -> bool:

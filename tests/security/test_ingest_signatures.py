@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,22 +16,11 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from gateway.demo.stack import Stack
 from security.webhooks import new_secret, sign
 from tests.security.conftest import Attacks, pending
-from tests.security.world import OUTSIDER, Member, World, build_world, discussion
+from tests.security.world import OUTSIDER, Member, World, discussion
 
 HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with Stack() as stack:
-        built = build_world(stack)
-        try:
-            yield built
-        finally:
-            built.close()
 
 
 def _post(world: World, member: Member, body: bytes, headers: dict[str, str]) -> httpx.Response:

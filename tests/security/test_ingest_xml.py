@@ -19,11 +19,10 @@ import httpx
 import pytest
 
 from connectors.base import InboundContext, TranslationError
-from gateway.demo.stack import Stack
 from security.webhooks import sign
 from tests.security.conftest import Attacks, in_ci
 from tests.security.listener import Listener
-from tests.security.world import World, build_world
+from tests.security.world import World, running_world
 
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
 ROOT = '<SafeguardingEscalationRecord xmlns="urn:escalation-hub:police:v1" schemaVersion="1">'
@@ -110,12 +109,8 @@ def test_the_police_connector_refuses_every_xml_bomb_and_fetches_nothing(
 
 @pytest.fixture(scope="module")
 def world(police: ModuleType) -> Iterator[World]:
-    with Stack() as stack:
-        built = build_world(stack, raise_escalation=False)
-        try:
-            yield built
-        finally:
-            built.close()
+    with running_world(raise_escalation=False) as built:
+        yield built
 
 
 def test_xml_bombs_sent_to_a_police_xml_connector_get_a_4xx_problem_and_fetch_nothing(

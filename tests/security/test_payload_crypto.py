@@ -20,21 +20,10 @@ from joserfc import jwe
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
-from gateway.demo.stack import Stack
 from security import envelopes
 from security.errors import DecryptionError, DisallowedAlgorithm
 from tests.security.conftest import Attacks
-from tests.security.world import PARTIES, World, build_world, event, raised_data
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with Stack() as stack:
-        built = build_world(stack)
-        try:
-            yield built
-        finally:
-            built.close()
+from tests.security.world import PARTIES, World, event, raised_data
 
 
 def _tokens(world: World, agency_id: str) -> list[str]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -39,6 +40,7 @@ __all__ = [
     "discussion",
     "event",
     "raised_data",
+    "running_world",
 ]
 
 NORTH, BUCKS = "northamptonshire", "buckinghamshire"
@@ -275,3 +277,15 @@ def _enrol(
         public,
         system,
     )
+
+
+@contextmanager
+def running_world(*, stack: Mapping[str, Any] | None = None, **options: Any) -> Iterator[World]:
+    """A hub (the demo's ``Stack`` with ``stack`` settings) and its members (``build_world``
+    with ``options``), closed afterwards: what every attack module's ``world`` fixture is."""
+    with Stack(**dict(stack or {})) as hub:
+        built = build_world(hub, **options)
+        try:
+            yield built
+        finally:
+            built.close()
