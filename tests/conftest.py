@@ -25,11 +25,16 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
+def in_ci() -> bool:
+    """CI=true: a test that needs a service or tool of the CI machine fails instead of skipping."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
 def require_service(name: str, host: str, port: int) -> None:
     if _reachable(host, port):
         return
     message = f"{name} is not reachable on {host}:{port}"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    if in_ci():
         pytest.fail(f"{message}; CI must run this test (.ci/run starts the services)")
     pytest.skip(f"{message} (this test runs in CI)")
 

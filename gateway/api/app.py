@@ -22,6 +22,7 @@ from gateway.api.routes_admin import router as admin_router
 from gateway.api.routes_connectors import router as connectors_router
 from gateway.api.routes_events import router as events_router
 from gateway.api.routes_ops import router as ops_router
+from gateway.api.routes_overview import router as overview_router
 from gateway.api.routes_reads import router as reads_router
 from gateway.bootstrap import Hub
 
@@ -102,7 +103,14 @@ def create_app(
         app.state.connectors = connectors
     problems.install(app)
     document.install(app, hub)  # after problems: declares on top of its document
-    for router in (admin_router, connectors_router, events_router, reads_router, ops_router):
+    for router in (
+        admin_router,
+        connectors_router,
+        events_router,
+        reads_router,
+        overview_router,
+        ops_router,
+    ):
         app.include_router(router)
     app.add_middleware(ReplayGuard, hub=hub)  # added first: the innermost
     app.add_middleware(BodyLimit, limit=hub.settings.max_body_bytes)

@@ -7,7 +7,6 @@ a session that ran any scenario. Missing server binaries FAIL under CI=true, ski
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Generator, Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from gateway.store import migrate
+from tests.conftest import in_ci
 from tests.support.processes import hub_environment
 from tests.support.report import Scenario, write_report
 from tests.support.services import (
@@ -36,10 +36,6 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "reliability: crashes and starves the hub (private PostgreSQL/RabbitMQ; runs in CI)",
     )
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def unavailable(what: str) -> None:

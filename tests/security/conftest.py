@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,11 +55,6 @@ class Attacks:
 def attacks(request: pytest.FixtureRequest) -> Attacks:
     """The recorder for this test's attacks."""
     return Attacks(_RUN[0], request.node.nodeid)
-
-
-def in_ci() -> bool:
-    """True when CI=true: then nothing in these suites may skip."""
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def pending(module: str, reason: str) -> pytest.MarkDecorator:

@@ -20,7 +20,8 @@ import pytest
 
 from connectors.base import InboundContext, TranslationError
 from security.webhooks import sign
-from tests.security.conftest import Attacks, in_ci
+from tests.conftest import in_ci
+from tests.security.conftest import Attacks
 from tests.security.listener import Listener
 from tests.security.world import World, running_world
 
