@@ -7,8 +7,13 @@ lane again behind the others, so lanes take turns on the pool. A lane already wo
 only flagged ("poked"). When a turn finds the lane empty, its lease is given back and the lane
 looked at once more; a poke that came in between sends it round again, so nothing committed
 before a poke is ever left behind. A turn that fails (the store is away) waits, growing, and
-tries again; it never drops the lane while this process lives. A keeper thread renews the
-leases of every lane held here every ``renew_every`` seconds, also while a lane waits.
+tries again; it never drops the lane while this process lives.
+
+A lane another process holds is asked for when worth it, and then kept here as "wanted"
+(``gateway.services.lane_wanting``). A keeper thread looks every fraction of a second: it
+renews the leases of every lane held here every ``renew_every`` seconds (also while a lane
+waits), looks for wants on them (a wanted lane is handed over at the end of its next turn once
+held for the quantum, never during a delivery), and looks again at the lanes wanted here.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 import traceback
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from typing import Final, Protocol
@@ -24,6 +31,7 @@ from typing import Final, Protocol
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.bus.consumer import is_transient
+from gateway.services.lane_wanting import LaneState, Wanting
 from gateway.services.lanes import LaneLeases, shown
 
 __all__ = ["LaneWork", "Turn", "TurnFunction"]
@@ -31,6 +39,7 @@ __all__ = ["LaneWork", "Turn", "TurnFunction"]
 logger = logging.getLogger(__name__)
 _WAIT_INITIAL: Final = 0.5  # seconds before a failed turn is tried again, doubling
 _WAIT_MAX: Final = 2.0
+_LOOK_EVERY: Final = 0.25  # seconds between the keeper's looks for wants and hand-overs
 
 
 class Turn(Enum):
@@ -45,15 +54,7 @@ class TurnFunction(Protocol):
     def __call__(self, lane: str) -> Turn: ...
 
 
-class _Lane:
-    __slots__ = ("failures", "poked")
-
-    def __init__(self) -> None:
-        self.poked = False
-        self.failures = 0
-
-
-class LaneWork:
+class LaneWork(Wanting):
     """This process's lanes: leased in the database, worked one turn at a time on a pool."""
 
     def __init__(
@@ -71,29 +72,34 @@ class LaneWork:
         self._stopping = stopping
         self._renew_every = renew_every
         self._cond = threading.Condition()
-        self._lanes: dict[str, _Lane] = {}
+        self._lanes: dict[str, LaneState] = {}
         self._held: dict[str, int] = {}  # lane -> the acquisition it was held by
         self._acquisitions = itertools.count()
         self._keeper = threading.Thread(target=self._keep, name="eh-lane-leases", daemon=True)
         self._keeper.start()
 
     def start(self, lane: str) -> bool:
-        """Lease and work ``lane`` here; False if it is worked here already or elsewhere."""
+        """Lease and work ``lane`` here; False if it is worked or wanted here already, or held
+        elsewhere."""
         with self._cond:
             if self._stopping.is_set():
                 return False
             if lane in self._lanes:
                 self._lanes[lane].poked = True
                 return False
-            self._lanes[lane] = _Lane()
+            self._lanes[lane] = LaneState()
         try:
-            acquired = self._acquire_or_leave(lane)
+            acquired = self._acquire_or_leave(lane, ask=True)
         except BaseException:
             self._drop(lane)
             raise
         if not acquired:
             logger.debug("delivery.lane_busy", extra={"lane": shown(lane)})
             return False
+        return self._begin(lane)
+
+    def _begin(self, lane: str) -> bool:
+        """Work ``lane``, just leased here: queue its first turn (closing: give it back)."""
         with self._cond:
             self._hold(lane)
             if not self._stopping.is_set():
@@ -105,12 +111,13 @@ class LaneWork:
         return False
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until no lane is worked here; False if the timeout came first."""
+        """Block until no lane is worked or wanted here; False if the timeout came first."""
         with self._cond:
             return self._cond.wait_for(lambda: not self._lanes, timeout)
 
     def close(self) -> None:
-        """Finish the turns under way, stop the keeper, give every lease back."""
+        """Finish the turns under way, stop the keeper, give every lease back and withdraw
+        every want."""
         with self._cond:
             self._stopping.set()
             self._cond.notify_all()
@@ -119,7 +126,11 @@ class LaneWork:
         with self._cond:
             held = list(self._held)
             self._held.clear()
-        self._give_back(held)
+            wanted = self._wanted_lanes()
+            for lane in wanted:
+                del self._lanes[lane]
+            self._cond.notify_all()
+        self._give_back(held, wanted=wanted)
 
     def _run(self, lane: str) -> None:
         """One turn of ``lane``, then what follows from it (the pool's task)."""
@@ -127,6 +138,8 @@ class LaneWork:
             turn = self._turn(lane) if self._confirm(lane) else Turn.LOST
             if turn is Turn.EMPTY and not self._finish(lane):
                 return
+            if turn is Turn.SENT and self._handed_over(lane):
+                turn = Turn.LOST
             with self._cond:
                 self._lanes[lane].failures = 0
         except Exception as exc:  # noqa: BLE001 - a lane's outermost loop: wait, try again
@@ -144,19 +157,6 @@ class LaneWork:
                 self._pool.submit(self._run, lane)
                 return
         self._drop(lane)
-
-    def _acquire_or_leave(self, lane: str) -> bool:
-        """Take the lane's lease; if another holds it, forget the lane unless poked meanwhile
-        (then try again: the holder may have just given it back)."""
-        while not self._leases.acquire(lane):
-            with self._cond:
-                state = self._lanes[lane]
-                if not state.poked:
-                    del self._lanes[lane]
-                    self._cond.notify_all()
-                    return False
-                state.poked = False
-        return True
 
     def _finish(self, lane: str) -> bool:
         """Give the empty lane back; True if it has work again (and is ours again)."""
@@ -214,33 +214,54 @@ class LaneWork:
             self._lanes.pop(lane, None)
             self._cond.notify_all()
 
-    def _give_back(self, lanes: list[str]) -> None:
+    def _give_back(self, lanes: list[str], *, wanted: Collection[str] = ()) -> None:
+        """Release ``lanes`` and withdraw our ``wanted`` ones (releasing those too: one may
+        have been handed to us unseen)."""
         try:
-            self._leases.release(lanes)
-        except SQLAlchemyError as exc:  # the leases expire by themselves
+            self._leases.unwant(wanted)
+            self._leases.release([*lanes, *wanted])
+        except SQLAlchemyError as exc:  # the leases and wants expire by themselves
             logger.warning(
                 "delivery.lease_release_failed",
-                extra={"error": type(exc).__name__, "lanes": len(lanes)},
+                extra={"error": type(exc).__name__, "lanes": len(lanes) + len(wanted)},
             )
 
     def _keep(self) -> None:
-        """Renew the leases held here every ``renew_every`` seconds, until closing."""
-        while not self._stopping.wait(self._renew_every):
+        """Until closing, every ``_LOOK_EVERY`` seconds: renew the leases held here when
+        ``renew_every`` has passed, look for wants on them, look again at the lanes wanted
+        here."""
+        renew_at = time.monotonic() + self._renew_every
+        while not self._stopping.wait(min(self._renew_every, _LOOK_EVERY)):
             with self._cond:
                 held = dict(self._held)
-            if not held:
-                continue
+                wanted = self._wanted_lanes()
+            if time.monotonic() >= renew_at:
+                renew_at = time.monotonic() + self._renew_every
+                self._renew(held)
             try:
-                lost = self._leases.renew(held)
-            except SQLAlchemyError as exc:  # a store outage: the turns wait for it too
-                logger.warning(
-                    "delivery.lease_renewal_failed",
-                    extra={"error": type(exc).__name__, "lanes": len(held)},
-                )
-                continue
-            with self._cond:  # forget only leases not taken again since the snapshot
-                gone = [lane for lane in lost if self._held.get(lane) == held[lane]]
-                for lane in gone:
-                    del self._held[lane]
-            if gone:
-                logger.warning("delivery.lanes_lost", extra={"count": len(gone)})
+                if len(held) >= 2:  # a holder of one lane is never asked for it (lane_wants)
+                    self._leases.look_for_wants(held)
+                if wanted:
+                    self._look_again(wanted)
+            except Exception as exc:  # noqa: BLE001 - the keeper outlives a failed look
+                log = logger.debug if isinstance(exc, SQLAlchemyError) else logger.warning
+                log("delivery.lane_look_failed", extra={"error": type(exc).__name__})
+
+    def _renew(self, held: dict[str, int]) -> None:
+        """Renew the leases held here (as of ``held``); forget those found lost."""
+        if not held:
+            return
+        try:
+            lost = self._leases.renew(held)
+        except SQLAlchemyError as exc:  # a store outage: the turns wait for it too
+            logger.warning(
+                "delivery.lease_renewal_failed",
+                extra={"error": type(exc).__name__, "lanes": len(held)},
+            )
+            return
+        with self._cond:  # forget only leases not taken again since the snapshot
+            gone = [lane for lane in lost if self._held.get(lane) == held[lane]]
+            for lane in gone:
+                del self._held[lane]
+        if gone:
+            logger.warning("delivery.lanes_lost", extra={"count": len(gone)})

@@ -286,13 +286,17 @@ class DeliveryLane(Base):
     """Who sends a target's deliveries now: one delivery process, while its lease lasts.
 
     ``target`` is the lane key (``connector:{id}``, or ``email:{address}``); ``holder`` a
-    dispatcher's id; both columns are empty while nobody works the lane.
+    dispatcher's id; both columns are empty while nobody works the lane. ``wanted_by`` is
+    another dispatcher asking for the lane (it holds fewer lanes), until ``wanted_until``: the
+    holder hands the lease over between two deliveries (``gateway.services.lanes``).
     """
 
     __tablename__ = "delivery_lanes"
     target: Mapped[str] = mapped_column(String(2100), primary_key=True)
     holder: Mapped[str | None] = mapped_column(String(200))
     lease_until: Mapped[datetime | None]
+    wanted_by: Mapped[str | None] = mapped_column(String(200))
+    wanted_until: Mapped[datetime | None]
 
 
 class DeliveryAttempt(Base):

@@ -351,6 +351,199 @@ def test_a_delivery_whose_handling_crashes_is_dead_lettered_and_its_lane_goes_on
         assert list(pending) == []
 
 
+def leases(hub: Hub, holder: str, clock: Clock, **options: Any) -> LaneLeases:
+    """A dispatcher's leases on the test's clock (a quantum, a want's life... in ``options``)."""
+    return LaneLeases(
+        hub.engine, holder=holder, seconds=30, clock=clock, reader=hub.reader, **options
+    )
+
+
+def lane_row(hub: Hub, lane: str) -> tuple[str | None, str | None]:
+    """The lane's holder and the process that wants it, as stored."""
+    with hub.sessions() as session:
+        row = session.get(DeliveryLane, lane)
+        assert row is not None
+        return row.holder, row.wanted_by
+
+
+def test_a_lane_is_asked_for_only_from_a_holder_of_two_lanes_more_and_by_one_process_at_once(
+    hubs: tuple[Hub, Hub],
+) -> None:
+    clock = Clock()
+    a, b, c = (leases(hubs[n % 2], name, clock) for n, name in enumerate("abc"))
+    x, y, z, never_seen = (f"connector:{name}-{uuid.uuid4().hex[:6]}" for name in "xyzn")
+
+    assert a.acquire(x)
+    assert not b.want(x)  # one lane each at most, either way: moving it gains nothing
+    assert a.acquire(y)
+    assert b.want(x)
+    assert lane_row(hubs[0], x) == ("a", "b")
+    assert not c.want(x)  # b asks for it already
+    assert b.want(x)  # b may write its want again (to keep it alive)
+    assert b.acquire(z)
+    assert not b.want(y)  # a has two lanes, b one: not worth it
+    b.release([z])
+    assert not b.want(z)  # a free lane is taken, not asked for
+    assert not b.want(never_seen)
+
+
+def test_a_wanted_lane_is_handed_over_between_deliveries_once_held_for_the_quantum(
+    hubs: tuple[Hub, Hub],
+) -> None:
+    clock = Clock()
+    a, b = leases(hubs[0], "a", clock, quantum=2), leases(hubs[1], "b", clock, quantum=2)
+    x, y = (f"connector:{name}-{uuid.uuid4().hex[:6]}" for name in "xy")
+    assert a.acquire(x)
+    assert a.acquire(y)
+    assert b.want(x)
+
+    assert a.look_for_wants([x, y]) == {x}
+    assert not a.hand_over_due(x)  # held for less than the quantum
+    clock.now += timedelta(seconds=2)
+    assert a.hand_over_due(x)
+    assert not a.hand_over_due(y)
+    assert a.hand_over(x)
+
+    assert lane_row(hubs[0], x) == ("b", None)
+    assert not a.holds(x)
+    assert not a.acquire(x)
+    assert not a.want(x)  # a holds one lane and b one: it does not come back
+    assert b.acquire(x)
+    assert not b.hand_over(x)  # nobody asks for it
+
+
+def test_an_expired_want_is_ignored_and_another_process_may_ask_instead(
+    hubs: tuple[Hub, Hub],
+) -> None:
+    clock = Clock()
+    a, b, c = (leases(hubs[0], name, clock, quantum=0, want_seconds=5) for name in "abc")
+    x, y = (f"connector:{name}-{uuid.uuid4().hex[:6]}" for name in "xy")
+    assert a.acquire(x)
+    assert a.acquire(y)
+    assert b.want(x)
+
+    clock.now += timedelta(seconds=6)  # b stopped asking (it died, say) 6 s ago
+    assert a.look_for_wants([x, y]) == set()
+    assert not a.hand_over_due(x)
+    assert not a.hand_over(x)
+    assert lane_row(hubs[0], x) == ("a", "b")
+    assert c.want(x)
+    assert lane_row(hubs[0], x) == ("a", "c")
+    assert not b.want(x)  # c's want is live
+
+
+def test_a_want_on_a_lane_that_empties_meanwhile_does_nothing_harmful(
+    hubs: tuple[Hub, Hub], dispatchers: Callable[..., Dispatcher], receiver: Receiver
+) -> None:
+    clock = Clock()  # stands still: the holder never hands over
+    holder = dispatchers(hubs[0], leases=leases(hubs[0], "a", clock), renew_every=0.05)
+    other = dispatchers(hubs[1], leases=leases(hubs[1], "b", clock), renew_every=0.05)
+    parties = [add_party(hubs[0], receiver.url(path)) for path in ("/last", "/busy")]
+    sent = [add_delivery(hubs[0], stage_update(p), party=p) for p in parties]
+    gate = receiver.gates["/last"] = receiver.gates["/busy"] = threading.Event()
+    for delivery_id in sent:
+        holder.submit(delivery_id)
+    eventually(lambda: len(receiver.requests) == 2)  # mid-send of each lane's last delivery
+
+    other.submit(sent[0])
+    assert lane_row(hubs[0], lane_of(parties[0])) == ("a", "b")
+    gate.set()
+    assert holder.wait_idle(timeout=30)
+    assert other.wait_idle(timeout=30)
+
+    assert webhook_ids(receiver, "/last") == [sent[0]]
+    assert lane_row(hubs[0], lane_of(parties[0])) == (None, None)  # given back, want gone
+
+
+def test_a_lane_handed_over_mid_stream_goes_on_in_seq_order_from_its_new_holder(
+    hubs: tuple[Hub, Hub], dispatchers: Callable[..., Dispatcher], receiver: Receiver
+) -> None:
+    clock = Clock()
+    first_leases = leases(hubs[0], "a", clock, quantum=2)
+    first = dispatchers(hubs[0], leases=first_leases, renew_every=0.05)
+    second = dispatchers(hubs[1], leases=leases(hubs[1], "b", clock, quantum=2), renew_every=0.05)
+    moved, kept = (
+        add_party(hubs[0], receiver.url("/moved")),
+        add_party(hubs[0], receiver.url("/kept")),
+    )
+    moving = [add_delivery(hubs[0], stage_update(moved, n), party=moved) for n in range(1, 5)]
+    staying = [add_delivery(hubs[0], stage_update(kept, n), party=kept) for n in (1, 2)]
+    gates = [threading.Event() for _ in range(3)]
+    receiver.gates["/moved"], receiver.gates["/kept"] = gates[0], threading.Event()
+    first.submit(moving[0])
+    first.submit(staying[0])
+    eventually(lambda: len(receiver.on("/moved")) == len(receiver.on("/kept")) == 1)
+
+    second.submit(moving[1])  # wants the lane: the first holds two, the second none
+    assert lane_row(hubs[0], lane_of(moved)) == ("a", "b")
+    eventually(lambda: first_leases.look_for_wants([lane_of(moved)]) == {lane_of(moved)})
+    receiver.gates["/moved"] = gates[1]
+    gates[0].set()  # the first delivery ends within the quantum: the first goes on
+    eventually(lambda: len(receiver.on("/moved")) == 2)
+    assert lane_row(hubs[0], lane_of(moved))[0] == "a"
+
+    clock.now += timedelta(seconds=3)
+    receiver.gates["/moved"] = gates[2]
+    gates[1].set()  # the second ends after the quantum: handed over before the third
+    eventually(lambda: len(receiver.on("/moved")) == 3)
+    assert lane_row(hubs[0], lane_of(moved))[0] == "b"  # the second sends the third
+    gates[2].set()
+    receiver.gates["/kept"].set()
+    assert first.wait_idle(timeout=30)
+    assert second.wait_idle(timeout=30)
+
+    assert webhook_ids(receiver, "/moved") == moving  # each once, in the order stored
+    assert webhook_ids(receiver, "/kept") == staying
+    assert lane_row(hubs[0], lane_of(moved)) == (None, None)
+
+
+class CountingHandOvers(LaneLeases):
+    """Leases that count their hand-overs."""
+
+    def __init__(self, hub: Hub, holder: str) -> None:
+        super().__init__(
+            hub.engine, holder=holder, seconds=30, clock=lambda: datetime.now(UTC), quantum=0
+        )
+        self.handed: list[str] = []
+
+    def hand_over(self, lane: str) -> bool:
+        handed = super().hand_over(lane)
+        if handed:
+            self.handed.append(lane)
+        return handed
+
+
+def test_a_process_holding_every_lane_hands_some_over_and_each_lane_keeps_its_order(
+    hubs: tuple[Hub, Hub], dispatchers: Callable[..., Dispatcher], receiver: Receiver
+) -> None:
+    paths = [f"/h{n}" for n in range(4)]
+    parties = [add_party(hubs[0], receiver.url(path)) for path in paths]
+    lanes = {
+        path: [add_delivery(hubs[0], stage_update(p, k), party=p) for k in range(1, 9)]
+        for path, p in zip(paths, parties, strict=True)
+    }
+    gate = threading.Event()
+    for path in paths:
+        receiver.gates[path] = gate
+    hog_leases = CountingHandOvers(hubs[0], "hog")
+    hog = dispatchers(hubs[0], leases=hog_leases, renew_every=0.05)
+    assert hog.recover() == 32  # every lane, each mid-send of its first delivery
+    eventually(lambda: len(receiver.requests) == 4)
+    latecomer = dispatchers(hubs[1], renew_every=0.05)
+
+    for pending in lanes.values():
+        for delivery_id in pending:
+            latecomer.submit(delivery_id)
+    keys = [lane_of(p) for p in parties]
+    eventually(lambda: hog_leases.look_for_wants(keys) != set())
+    gate.set()
+    assert hog.wait_idle(timeout=30)
+    assert latecomer.wait_idle(timeout=30)
+
+    assert {path: webhook_ids(receiver, path) for path in paths} == lanes
+    assert hog_leases.handed  # and each lane went on in order from its new holder
+
+
 def test_upgrading_numbers_stored_deliveries_in_their_old_order_and_new_ones_after_them(
     database_url: str,
 ) -> None:
