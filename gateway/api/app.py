@@ -2,8 +2,9 @@
 
 Nothing connects here: the Hub arrives built, and requests reach the database only through it.
 Middleware, outermost first: ``CatchUnexpected`` (500 problem), ``RateLimit`` (429 per
-connector, before anything is read), ``BodyLimit`` (413), ``ReplayGuard`` (409 for a
-``webhook-id`` reused with a different body), then the routes.
+connector, before anything is read), ``BodyLimit`` (413), then the routes. (A ``webhook-id``
+reused for a different body is refused by ingest itself, in the transaction that would
+store it: ``gateway.services.fingerprints``.)
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from connectors.registry import Registry
 from gateway.api import document, problems
 from gateway.api.problems import CatchUnexpected, ProblemError, instance_of, problem_response
 from gateway.api.ratelimit import RateLimit, TokenBuckets
-from gateway.api.replay import ReplayGuard
 from gateway.api.routes_admin import router as admin_router
 from gateway.api.routes_connectors import router as connectors_router
 from gateway.api.routes_events import router as events_router
@@ -112,7 +112,6 @@ def create_app(
         ops_router,
     ):
         app.include_router(router)
-    app.add_middleware(ReplayGuard, hub=hub)  # added first: the innermost
     app.add_middleware(BodyLimit, limit=hub.settings.max_body_bytes)
     app.add_middleware(RateLimit, buckets=rate_limits or TokenBuckets())
     app.add_middleware(CatchUnexpected)  # added last: the outermost

@@ -8,7 +8,7 @@ ones are a conflict the sender resolves by naming the escalation.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from gateway.services.errors import Conflict, NotFound
@@ -34,7 +34,9 @@ def with_own_reference(
     )
 
 
-def escalation_by_reference(session: Session, *, agency_id: str, reference: str, index: int) -> str:
+def escalation_by_reference(
+    session: Session | Connection, *, agency_id: str, reference: str, index: int
+) -> str:
     """The escalation ``agency_id`` files under ``reference``: the open one if several."""
     found = session.execute(
         select(EscalationRow.id, EscalationRow.status)

@@ -22,27 +22,27 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gateway.bootstrap import Hub
 from gateway.bus.consumer import PoisonMessage
-from gateway.bus.topology import partition_for
 from gateway.metrics import DECISIONS
 from gateway.services.effects import apply_effects
 from gateway.store.audit import append
 from gateway.store.db import transaction
-from gateway.store.models import EscalationRow, InboundEvent, OutboxMessage, ProcessedMessage
+from gateway.store.models import EscalationRow, InboundEvent, ProcessedMessage
 from router import procedures
 from router.decide import decide
 from router.decision import Decision
-from schemas.envelope import AnyEvent, event_adapter
+from schemas.envelope import event_adapter
 from schemas.escalation import Escalation
 from security.errors import SecurityError
 
-__all__ = ["handle_decide", "record_event"]
+__all__ = ["handle_decide"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,47 +67,6 @@ class _Run:
     audits: list[tuple[str, str, dict[str, Any]]]
 
 
-def record_event(
-    hub: Hub,
-    session: Session,
-    *,
-    row: EscalationRow,
-    event: AnyEvent,
-    connector_id: str | None,
-    agency_id: str | None,
-    now: datetime,
-) -> int:
-    """Number ``event`` next in ``row``'s order (``row`` locked or new), store it sealed and
-    write its ``decide`` outbox row; return its sequence number."""
-    seq = row.next_seq
-    session.add(
-        InboundEvent(
-            source=event.source,
-            event_id=event.id,
-            event_type=event.type.value,
-            escalation_id=row.id,
-            seq=seq,
-            connector_id=connector_id,
-            agency_id=agency_id,
-            body_sealed=hub.sealer.seal(
-                event.model_dump(mode="json"), context=f"inbound:{event.source}#{event.id}"
-            ),
-            received_at=now,
-        )
-    )
-    row.next_seq = seq + 1
-    session.add(
-        OutboxMessage(
-            message_id=f"decide:{row.id}:{seq}",
-            topic="decide",
-            routing_key=str(partition_for(row.id, hub.settings.router_partitions)),
-            payload={"escalation_id": row.id},
-            created_at=now,
-        )
-    )
-    return seq
-
-
 def handle_decide(hub: Hub, message_id: str, payload: Mapping[str, Any]) -> int:
     """Decide every new event of the message's escalation, in order; return how many."""
     escalation_id = _escalation_id(message_id, payload)
@@ -123,9 +82,7 @@ def handle_decide(hub: Hub, message_id: str, payload: Mapping[str, Any]) -> int:
         if not pending:  # a duplicate or late message: nothing new
             return 0
         run = _Run(row, _state(message_id, hub, row), hub.clock(), [], [])
-        session.merge(
-            ProcessedMessage(consumer="router", message_id=message_id, processed_at=run.now)
-        )
+        _processed(session, message_id, run.now)
         try:
             for inbound in pending:
                 _decide_and_persist(session, hub, run, inbound)
@@ -148,6 +105,19 @@ def handle_decide(hub: Hub, message_id: str, payload: Mapping[str, Any]) -> int:
             f"({stuck.error_type}); it and later events wait for an operator"
         )
     return len(run.decided)
+
+
+_PROCESSED: Final = {
+    "postgresql": postgresql.insert(ProcessedMessage).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(ProcessedMessage).on_conflict_do_nothing(),
+}
+
+
+def _processed(session: Session, message_id: str, at: datetime) -> None:
+    """Note the message in the router's inbox (once; a redelivery finds it there)."""
+    conn = session.connection()
+    statement = _PROCESSED[conn.dialect.name]
+    conn.execute(statement, {"consumer": "router", "message_id": message_id, "processed_at": at})
 
 
 def _escalation_id(message_id: str, payload: Mapping[str, Any]) -> str:

@@ -21,10 +21,11 @@ from datetime import UTC, datetime
 from sqlalchemy import Exists, Select, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway.bootstrap import Hub
 from gateway.metrics import SCHEDULED
-from gateway.services.routing import record_event
+from gateway.services.event_rows import record_event
 from gateway.store.db import transaction
 from gateway.store.models import DeadlineRow, EscalationRow, InboundEvent
 from schemas.envelope import DeadlineApproaching, DeadlineBreached, EventType
@@ -128,10 +129,19 @@ def _feed(session: Session, hub: Hub, item: _Due, now: datetime) -> str | None:
     event = _event(item, deadline, now)
     if _exists(session, event.id):
         return None
-    stored_at = hub.clock()
+    seq = row.next_seq
+    session.flush()  # the Core writes below come after anything the session holds
     record_event(
-        hub, session, row=row, event=event, connector_id=None, agency_id=None, now=stored_at
+        hub,
+        session.connection(),
+        escalation_id=row.id,
+        seq=seq,
+        event=event,
+        connector_id=None,
+        agency_id=None,
+        now=hub.clock(),
     )
+    set_committed_value(row, "next_seq", seq + 1)  # as written; a later item may lock it again
     return item.kind
 
 
