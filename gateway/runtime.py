@@ -233,6 +233,9 @@ class Runtime:
             self.server.should_exit = True
         for worker in self.workers:
             worker.stop()
+        for worker in self.workers:  # their handlers use the relay, deliveries and the store
+            if not worker.join(timeout=10.0):
+                logger.warning("runtime.worker_still_running", extra={"worker": worker.name})
         for thread in (self.rekeyer, self.checkpointer, self._recovering, self.scheduler):
             if thread is not None:
                 thread.stop()

@@ -1,6 +1,8 @@
 """JWK policy for envelopes: which keys are accepted, checked before joserfc sees them."""
 
 import base64
+import functools
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -56,7 +58,24 @@ def validate_public_jwk(jwk: Mapping[str, Any]) -> None:
 
 
 def public_key(jwk: Mapping[str, Any]) -> RecipientKey:
-    """Accept a public encryption JWK, refusing private members, weak keys and other types."""
+    """Accept a public encryption JWK, refusing private members, weak keys and other types.
+
+    Every envelope names its recipient's key, so an accepted key is kept by its canonical
+    JSON (a few hundred keys at most): importing it costs a sixth of an encryption. A key
+    that is refused is checked again each time (nothing refused is remembered)."""
+    try:
+        text = json.dumps(jwk, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):  # not JSON at all: the checks say what is wrong
+        return _public_key(jwk)
+    return _public_key_of(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _public_key_of(text: str) -> RecipientKey:
+    return _public_key(json.loads(text))
+
+
+def _public_key(jwk: Mapping[str, Any]) -> RecipientKey:
     kty = _key_type(jwk)
     present = [name for name in _PRIVATE_MEMBERS if name in jwk]
     if present:

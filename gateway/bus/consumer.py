@@ -94,6 +94,7 @@ class Worker(ConsumerMixin):
         self.backoff_max = backoff_max
         self.ready = threading.Event()
         self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
         self._failures = 0
         self._offline = False
 
@@ -113,12 +114,23 @@ class Worker(ConsumerMixin):
         """Run the worker on a daemon thread and return the (started) thread."""
         thread = threading.Thread(target=self.run, name=f"eh-worker-{self.name}", daemon=True)
         thread.start()
+        self._thread = thread
         return thread
 
     def stop(self) -> None:
         """Ask the worker to finish its current message and return from ``run``."""
         self.should_stop = True
         self._stopping.set()
+
+    def join(self, timeout: float = 10.0) -> bool:
+        """Wait until the worker's thread has finished its message and returned (after
+        ``stop``); False if it is still running after ``timeout`` seconds. Wait before closing
+        what its handler uses: a handler still running would reopen the database's pool."""
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
 
     def run(self, _tokens: int = 1, **kwargs: Any) -> None:
         """Consume until stopped, reconnecting after broker outages."""

@@ -8,7 +8,7 @@ URL's path or query may hold a token.
 
 A webhook for a disabled connector (its endpoint answered 410 Gone) is never dropped: it is
 stored as a dead letter at once (reason ``connector_disabled``, nothing sent), whether it was
-decided while the connector was disabled (``hold_back``) or reached its lane afterwards
+decided while the connector was disabled (``held_back``) or reached its lane afterwards
 (``ConnectorDisabled``). ``replay_connector`` puts every dead letter of one connector back to
 pending in the caller's transaction (enabling the connector with ``replay=true``), so its lane
 sends them all in ``seq`` order before anything decided later. Both sides read the connector
@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import httpx
 from sqlalchemy import Connection, and_, func, or_, select
@@ -41,7 +41,7 @@ __all__ = [
     "Undeliverable",
     "audit_delivered",
     "enabled_again",
-    "hold_back",
+    "held_back",
     "list_dead",
     "mark_dead",
     "mark_succeeded",
@@ -228,12 +228,15 @@ def replay_connector(session: Session, connector_id: str, *, at: datetime, actor
     return len(rows)
 
 
-def hold_back(row: Delivery, *, at: datetime) -> None:
-    """Make a new webhook for a disabled connector a dead letter at once (nothing is sent);
-    enabling the connector with replay sends it in its place. No audit entry: the router
-    appends its own last (the chain head is locked for the shortest time)."""
-    row.status, row.finished_at = "dead", at
-    row.last_error = str(ConnectorDisabled(row.connector_id))
+def held_back(connector_id: str | None, *, at: datetime) -> dict[str, Any]:
+    """The columns that make a new webhook for a disabled connector a dead letter at once
+    (nothing is sent); enabling the connector with replay sends it in its place. No audit
+    entry: the router appends its own last (the chain head is locked for the shortest time)."""
+    return {
+        "status": "dead",
+        "finished_at": at,
+        "last_error": str(ConnectorDisabled(connector_id)),
+    }
 
 
 def enabled_again(session: Session, row: Delivery) -> bool:

@@ -7,9 +7,11 @@ strictly in ``Delivery.seq`` order, one at a time, so every agency gets its upda
 order they were decided, however many delivery processes run.
 
 In a process, lanes take turns on a thread pool (one delivery per turn), so a failing agency
-never holds up a healthy one. A poke for a lane leased by another live process is dropped:
-the holder drains the lane. A holder renews its leases every few seconds (a keeper thread)
-and checks its lease before every attempt; when its lane is empty it releases the lease and
+never holds up a healthy one. A poke for a lane leased by another live process is dropped, the
+holder drains the lane; unless the holder has two lanes more than this process: then it is
+asked for the lane and hands it over between two deliveries (``gateway.services.lane_wants``),
+so lanes spread over the delivery processes. A holder renews its leases (a keeper thread) and
+checks its lease before every attempt; when its lane is empty it releases the lease and
 looks once more, so a poke that came meanwhile is never stranded. ``recover()`` (start-up and
 periodic) takes only lanes with pending rows and a free or expired lease, so a killed
 process's lanes are taken over once its leases expire. Every attempt is recorded in its own
@@ -29,6 +31,7 @@ import threading
 import traceback
 import uuid
 import weakref
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -80,6 +83,7 @@ __all__ = [
 _CONNECTOR_LANE: Final = re.compile(r"connector:[\x21-\x7e]{1,200}")
 LEASE_SECONDS: Final = 30.0  # a dead holder's lanes are taken over after this
 RENEW_EVERY_SECONDS: Final = 5.0  # how often a live holder extends its leases
+PREFETCH: Final = 16  # a lane's pending ids read at once (one read instead of one per send)
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +165,9 @@ class Dispatcher:
             clock=clock,
             reader=hub.reader,
         )
+        # per lane: the lease the ids were read under, and the ids read ahead (_next)
+        self._upcoming: dict[str, tuple[datetime | None, deque[str]]] = {}
+        self._upcoming_lock = threading.Lock()
         self._work = LaneWork(
             self._leases,
             turn=self._turn,
@@ -238,16 +245,46 @@ class Dispatcher:
     def _turn(self, lane: str) -> Turn:
         """One turn of a lane whose lease LaneWork has just confirmed: send its next delivery
         in ``seq`` order, if it still has one."""
-        delivery_id = self._leases.next_pending(lane)
+        delivery_id = self._next(lane)
         if delivery_id is None:
             return Turn.EMPTY
         try:
             self.deliver_one(delivery_id, lane=lane)
         except Exception as exc:  # one delivery's failure must not stop its lane
-            if is_transient(exc):
-                raise  # the store is away: the lane waits and tries this delivery again
+            if is_transient(exc):  # the store is away: the lane waits, then tries this again
+                self._again(lane, delivery_id)
+                raise
             self._crashed(delivery_id, exc)
         return Turn.SENT
+
+    def _next(self, lane: str) -> str | None:
+        """The lane's next pending delivery: read ``PREFETCH`` at a time, in ``seq`` order.
+
+        A lane has one turn at a time (LaneWork), so its queue has one reader. The ids read
+        ahead hold only while the same lease does: a lane given up, handed over or lost and
+        taken again is read afresh. An id read earlier that is no longer pending is skipped
+        by ``prepare``; a delivery stored meanwhile comes with the next read."""
+        held = self._leases.held_since(lane)
+        with self._upcoming_lock:
+            since, queue = self._upcoming.get(lane, (None, deque()))
+            if queue and since == held:
+                return queue.popleft()
+        found = self._leases.pending_ids(lane, PREFETCH)
+        with self._upcoming_lock:
+            if found:
+                self._upcoming[lane] = (held, deque(found[1:]))
+            else:
+                self._upcoming.pop(lane, None)
+        return found[0] if found else None
+
+    def _again(self, lane: str, delivery_id: str) -> None:
+        """Put a delivery back at the head of its lane's queue (its turn failed transiently)."""
+        held = self._leases.held_since(lane)
+        with self._upcoming_lock:
+            since, queue = self._upcoming.get(lane, (held, deque()))
+            if since == held:
+                queue.appendleft(delivery_id)
+                self._upcoming[lane] = (held, queue)
 
     def _crashed(self, delivery_id: str, exc: Exception) -> None:
         """Dead-letter a delivery whose handling raised (a bug): its lane goes on in order."""

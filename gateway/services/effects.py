@@ -26,8 +26,9 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.bootstrap import Hub
@@ -64,7 +65,7 @@ def apply_effects(session: Session, hub: Hub, row: EscalationRow, decision: Deci
     outbox = _Outbox(session, hub, row.id, now)
     updates = [e for e in decision.effects if isinstance(e, StageUpdate)]
     references: dict[str, str] = {}
-    by_agency: dict[str, list[Connector]] = {}
+    by_agency: dict[str, list[_Recipient]] = {}
     if updates:  # one read each for the references and the connectors of every recipient
         references = _references(session, row.id, updates)
         by_agency = _by_agency(_connectors(session, [u.recipient_agency_id for u in updates]))
@@ -107,25 +108,65 @@ def _with_reference(update: StageUpdate, references: Mapping[str, str]) -> Stage
 
 
 def sync_deadlines(session: Session, escalation_id: str, escalation: Escalation) -> None:
-    """Make the escalation's DeadlineRows equal its state's deadlines (none once closed)."""
-    wanted = {} if escalation.status.terminal else {d.id: d for d in escalation.deadlines}
-    query = select(DeadlineRow).where(DeadlineRow.escalation_id == escalation_id)
-    stored = {r.deadline_id: r for r in session.scalars(query)}
-    for deadline_id in stored.keys() - wanted.keys():
-        session.delete(stored[deadline_id])
-    for deadline_id, deadline in wanted.items():
-        target = stored.get(deadline_id)
-        if target is None:
-            target = DeadlineRow(escalation_id=escalation_id, deadline_id=deadline_id)
-            session.add(target)
-        _copy(deadline, target)
+    """Make the escalation's DeadlineRows equal its state's deadlines (none once closed);
+    rows that already match are not written."""
+    wanted = {} if escalation.status.terminal else {d.id: _columns(d) for d in escalation.deadlines}
+    conn = session.connection()
+    stored = {
+        r.deadline_id: (r.due, r.notice_at, r.state, r.calendar_version)
+        for r in conn.execute(_STORED_DEADLINES, {"escalation": escalation_id})
+    }
+    gone = [{"escalation": escalation_id, "deadline": i} for i in stored.keys() - wanted.keys()]
+    if gone:
+        conn.execute(_DELETE_DEADLINE, gone)
+    new, changed = [], []
+    for deadline_id, columns in wanted.items():
+        values = {"escalation": escalation_id, "deadline": deadline_id, **columns}
+        if deadline_id not in stored:
+            new.append({"escalation_id": escalation_id, "deadline_id": deadline_id, **columns})
+        elif _same(stored[deadline_id], columns):
+            continue
+        else:
+            changed.append(values)
+    if new:
+        conn.execute(_INSERT_DEADLINE, new)
+    if changed:
+        conn.execute(_UPDATE_DEADLINE, changed)
 
 
-def _copy(deadline: Deadline, target: DeadlineRow) -> None:
-    target.due = deadline.due
-    target.notice_at = deadline.notice_at
-    target.state = deadline.state.value
-    target.calendar_version = deadline.calendar_version
+def _columns(deadline: Deadline) -> dict[str, Any]:
+    return {
+        "due": deadline.due,
+        "notice_at": deadline.notice_at,
+        "state": deadline.state.value,
+        "calendar_version": deadline.calendar_version,
+    }
+
+
+def _same(stored: tuple[Any, ...], columns: Mapping[str, Any]) -> bool:
+    """Whether a stored row already holds these values (times are aware: UTCDateTime)."""
+    return stored == (
+        columns["due"],
+        columns["notice_at"],
+        columns["state"],
+        columns["calendar_version"],
+    )
+
+
+_DEADLINES = DeadlineRow.__table__
+_STORED_DEADLINES: Final = select(
+    _DEADLINES.c.deadline_id,
+    _DEADLINES.c.due,
+    _DEADLINES.c.notice_at,
+    _DEADLINES.c.state,
+    _DEADLINES.c.calendar_version,
+).where(_DEADLINES.c.escalation_id == bindparam("escalation"))
+_THIS_DEADLINE = (DeadlineRow.escalation_id == bindparam("escalation")) & (
+    DeadlineRow.deadline_id == bindparam("deadline")
+)
+_DELETE_DEADLINE: Final = delete(DeadlineRow).where(_THIS_DEADLINE)
+_INSERT_DEADLINE: Final = insert(DeadlineRow)
+_UPDATE_DEADLINE: Final = update(DeadlineRow).where(_THIS_DEADLINE)
 
 
 def _check_deadline_effects(escalation_id: str, decision: Decision) -> None:
@@ -185,26 +226,37 @@ def _business_offices(session: Session, partnership: str) -> list[Agency]:
     ]
 
 
-def _by_agency(connectors: Sequence[Connector]) -> dict[str, list[Connector]]:
-    grouped: dict[str, list[Connector]] = {}
+@dataclass(frozen=True)
+class _Recipient:
+    """What a delivery needs of a recipient's connector."""
+
+    id: str
+    agency_id: str
+    status: str
+    callback_url: str
+
+
+def _by_agency(connectors: Sequence[_Recipient]) -> dict[str, list[_Recipient]]:
+    grouped: dict[str, list[_Recipient]] = {}
     for connector in connectors:  # in id order: each agency's list keeps it
         grouped.setdefault(connector.agency_id, []).append(connector)
     return grouped
 
 
-def _connectors(session: Session, agency_ids: Iterable[str]) -> Sequence[Connector]:
+def _connectors(session: Session, agency_ids: Iterable[str]) -> Sequence[_Recipient]:
     """Every connector of the agencies, by id. If one is not active, all are read again under a
     share lock: an enable committing meanwhile is waited for and seen, so its replay can never
     miss a dead letter this decision holds back."""
     ids = sorted(set(agency_ids))
     if not ids:
         return []
-    query = select(Connector).where(Connector.agency_id.in_(ids)).order_by(Connector.id)
-    found = session.scalars(query).all()
+    columns = (Connector.id, Connector.agency_id, Connector.status, Connector.callback_url)
+    query = select(*columns).where(Connector.agency_id.in_(ids)).order_by(Connector.id)
+    conn = session.connection()  # Core rows: the ORM's entities cost more than the read
+    found = [_Recipient(*row) for row in conn.execute(query)]
     if all(connector.status == "active" for connector in found):
         return found
-    locked = query.with_for_update(read=True).execution_options(populate_existing=True)
-    return session.scalars(locked).all()
+    return [_Recipient(*row) for row in conn.execute(query.with_for_update(read=True))]
 
 
 @dataclass(frozen=True)
@@ -228,7 +280,7 @@ class _Outbox:
         self._planned: dict[str, _Planned] = {}
 
     def webhooks(
-        self, base_id: str, document: StageUpdate | Notification, to: Sequence[Connector]
+        self, base_id: str, document: StageUpdate | Notification, to: Sequence[_Recipient]
     ) -> None:
         for connector in to:
             self.deliver(
@@ -255,47 +307,65 @@ class _Outbox:
         self._planned.setdefault(delivery_id, planned)
 
     def flush(self) -> None:
-        """Store every planned delivery that does not exist yet, in the order planned."""
+        """Store every planned delivery that does not exist yet, in the order planned (Core,
+        one statement each for the check, the deliveries and their pokes)."""
         if not self._planned:
             return
+        self.session.flush()  # the Core writes below come after the session's own
+        conn = self.session.connection()
         ids = list(self._planned)
-        existing = set(self.session.scalars(select(Delivery.id).where(Delivery.id.in_(ids))))
+        existing = set(conn.scalars(select(Delivery.id).where(Delivery.id.in_(ids))))
+        rows, pokes = [], []
         for delivery_id in ids:
             if delivery_id not in existing:
-                self._store(self._planned[delivery_id])
+                row, poke = self._rows(self._planned[delivery_id])
+                rows.append(row)
+                if poke is not None:
+                    pokes.append(poke)
         self._planned.clear()
+        if rows:  # in order: one multi-row INSERT numbers them on (Delivery.seq)
+            conn.execute(_INSERT_DELIVERY, rows)
+        if pokes:
+            conn.execute(_INSERT_OUTBOX, pokes)
 
-    def _store(self, planned: _Planned) -> None:
+    def _rows(self, planned: _Planned) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The delivery's row, and its ``deliver`` outbox row unless it is held back."""
         delivery_id = planned.delivery_id
         sealed = self.hub.sealer.seal(
             planned.document.model_dump(mode="json"), context=f"delivery:{delivery_id}"
         )
-        row = Delivery(
-            id=delivery_id,
-            escalation_id=self.escalation_id,
-            connector_id=planned.connector_id,
-            channel=planned.channel,
-            target=planned.target,
-            document_sealed=sealed,
-            status="pending",
-            attempts=0,
-            created_at=self.now,
-        )
-        self.session.add(row)
+        row: dict[str, Any] = {
+            "id": delivery_id,
+            "escalation_id": self.escalation_id,
+            "connector_id": planned.connector_id,
+            "channel": planned.channel,
+            "target": planned.target,
+            "document_sealed": sealed,
+            "status": "pending",
+            "attempts": 0,
+            "last_status": None,
+            "last_error": None,
+            "created_at": self.now,
+            "finished_at": None,
+        }
         if planned.held:
-            deadletters.hold_back(row, at=self.now)
+            row.update(deadletters.held_back(planned.connector_id, at=self.now))
             self.held += 1
-            return
+            return row, None
         payload = {"delivery_id": delivery_id}
         if planned.connector_id is not None:  # a mailbox lane stays out of the bus (an address)
             payload["lane"] = lane_key(planned.channel, planned.connector_id, planned.target)
-        self.session.add(
-            OutboxMessage(
-                message_id=f"deliver:{delivery_id}",
-                topic="deliver",
-                routing_key="deliver",
-                payload=payload,
-                created_at=self.now,
-            )
-        )
         self.count += 1
+        poke = {
+            "message_id": f"deliver:{delivery_id}",
+            "topic": "deliver",
+            "routing_key": "deliver",
+            "payload": payload,
+            "created_at": self.now,
+            "published_at": None,
+        }
+        return row, poke
+
+
+_INSERT_DELIVERY: Final = insert(Delivery)
+_INSERT_OUTBOX: Final = insert(OutboxMessage)
