@@ -12,6 +12,9 @@ Goals (issue 5/5), each a ratio of two figures of the same run:
   ratio of times);
 * ``p99_100``: p99 from the 202 to a receiver at 100 events/s < 100 ms (embedded);
 * ``memory``: RSS grows < 10 % from the end of the soak's first third to its end.
+
+``judge_budget`` sets the CPU budget (``gateway.bench.budget``: the least CPU one fanned-out
+event can cost) against the CPU per event or request the ``e2e`` and ``ingest`` goals allow.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["goals", "markdown", "write_results"]
+__all__ = ["goals", "judge_budget", "markdown", "rejudge_budget", "write_results"]
 
 
 def _goal(
@@ -94,6 +97,51 @@ def _scale(profile: str, small: dict[str, Any], big: dict[str, Any]) -> list[dic
     return found
 
 
+def judge_budget(budget: dict[str, Any]) -> list[dict[str, Any]]:
+    """The CPU per item each goal allows against the budget's minimum.
+
+    ``e2e``: 0.5 x (HTTP / 4) events/s, each costing ``event_ms`` in the hub, a receipt per
+    delivery in the receivers and a send in the load generator; ``ingest``: 0.6 x the slower of
+    the bare-HTTP and commit floors, each request costing ``intake_ms`` and a send. On one core
+    (the hub's Python, under the GIL) the allowance is that core's time per item; on every
+    core, the machine's time per item less what the receivers and the load generator spend.
+    """
+    rates, others, cores = budget["rates"], budget["others_ms"], budget["cores"]
+    receiver, client = others["receiver_per_delivery"], others["client_per_request"]
+    outside = None if receiver is None else budget["deliveries"] * receiver + client
+    floor = min(rate for rate in (rates["http"], rates["commit"]) if rate)
+    return [
+        _fit(
+            "e2e >= 0.5 x (HTTP / 4)", 0.5 * rates["http"] / 4, budget["event_ms"], outside, cores
+        ),
+        _fit("ingest >= 0.6 x slowest floor", 0.6 * floor, budget["intake_ms"], client, cores),
+    ]
+
+
+def _fit(
+    goal: str, target: float, least: float, outside: float | None, cores: int
+) -> dict[str, Any]:
+    one = 1000 / target
+    every = None if outside is None else (cores * 1000 - target * outside) / target
+    return {"goal": goal, "target_rate": round(target, 1), "minimum_ms": round(least, 4),
+            "allowed_ms_one_core": round(one, 4),
+            "allowed_ms_all_cores": None if every is None else round(every, 4),
+            "fits_one_core": least <= one,
+            "fits_all_cores": every is not None and least <= every}  # fmt: skip
+
+
+def rejudge_budget(results: dict[str, Any]) -> None:
+    """Judge the run's budget again with the embedded commit floor (the budget commits on
+    SQLite), known only after the profiles: the ingest goal's slowest floor may be that."""
+    budget = _at(results, "floors", "budget")
+    if not budget:
+        return
+    commits = _at(results, "profiles", "embedded", "floors", "db_commit") or {}
+    best = max((c.get("rate") or 0.0 for c in commits.values()), default=0.0)
+    budget["rates"]["commit"] = best or budget["rates"]["commit"]
+    budget["goals"] = judge_budget(budget)
+
+
 def _fmt(value: Any, unit: str = "") -> str:
     if value is None:
         return "-"
@@ -124,6 +172,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| {profile}: broker publish+consume | {_fmt(_at(data, 'floors', 'broker', 'rate'))} |"
         )
+    lines += _budget_lines(_at(results, "floors", "budget"))
     lines += ["", _figures_header(results)]
     for profile, data in results.get("profiles", {}).items():
         for size, run in sorted(data.get("stored", {}).items(), key=lambda kv: int(kv[0])):
@@ -133,6 +182,33 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {g['goal']} | {g['where']} | {_fmt(g['value'])} | {g['comparison']} "
                      f"{_fmt(g['target'])} | {'yes' if g['pass'] else '**no**'} |")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _budget_lines(budget: dict[str, Any] | None) -> list[str]:
+    """What one fanned-out event cannot cost less than: its parts, total, ceilings, goals."""
+    if not budget:
+        return []
+    lines = ["", "| what one fanned-out event cannot cost less than (CPU) | ms per call | "
+             "per event | ms per event |", "|---|---:|---:|---:|"]  # fmt: skip
+    for part in budget["parts"].values():
+        cost = part["cpu_ms"] * part["per_event"]
+        lines.append(f"| {part['what']} | {part['cpu_ms']:.3f} | {part['per_event']} | "
+                     f"{cost:.3f} |")  # fmt: skip
+    c, n = budget["ceilings"], budget["cores"]
+    lines += [
+        f"| **minimum per event**: intake {budget['intake_ms']:.3f} + {budget['deliveries']} x "
+        f"delivery {budget['delivery_ms']:.3f} | | | **{budget['event_ms']:.3f}** |",
+        f"| ceiling, events/s: one core / {n} cores / {n} cores with the receivers | | | "
+        f"{_fmt(c['events_one_core'])} / {_fmt(c['events_all_cores'])} / "
+        f"{_fmt(c['events_all_cores_with_receivers'])} |",
+    ]
+    for g in budget.get("goals", []):
+        fits = "/".join("yes" if g[k] else "**no**" for k in ("fits_one_core", "fits_all_cores"))
+        lines.append(f"| goal {g['goal']} at {_fmt(g['target_rate'])}/s: ms allowed on one "
+                     f"core / on {n} cores less the receivers' and client's share, vs the "
+                     f"minimum (fits: {fits}) | | | {_fmt(g['allowed_ms_one_core'])} / "
+                     f"{_fmt(g['allowed_ms_all_cores'])} vs {g['minimum_ms']:.3f} |")  # fmt: skip
+    return lines
 
 
 _FLOORS = (

@@ -1,6 +1,8 @@
 """One benchmark run: the floors, then per profile and number stored, the hub's figures.
 
-Per profile (``embedded``: SQLite file + in-process bus; ``servers``: PostgreSQL + RabbitMQ)
+First the floors common to both profiles, and the CPU budget: the least CPU one fanned-out
+event can cost, from the hub's own building blocks (``gateway.bench.budget``). Then per
+profile (``embedded``: SQLite file + in-process bus; ``servers``: PostgreSQL + RabbitMQ)
 and per number stored, on a database of its own:
 
 1. migrate and seed (outside every measured window; its time is reported);
@@ -28,7 +30,7 @@ from typing import Any
 
 import psycopg
 
-from gateway.bench import floors
+from gateway.bench import budget, floors
 from gateway.bench.broker import broker_floor, delete_queues
 from gateway.bench.documents import AGENCIES
 from gateway.bench.hubs import Registered, hub_settings, register_agencies, running_hub
@@ -37,7 +39,7 @@ from gateway.bench.machine import load_average, machine_facts, server_versions
 from gateway.bench.options import BenchOptions
 from gateway.bench.phases import Driver
 from gateway.bench.receiver import ReceiverProcess
-from gateway.bench.report import goals
+from gateway.bench.report import goals, rejudge_budget
 from gateway.bench.router_rate import decide_only, router_rates
 from gateway.bench.seed import SeedReport, seed
 from gateway.bench.sweep import sweep_timing
@@ -55,6 +57,7 @@ __all__ = ["SCHEMA", "run_bench"]
 
 SCHEMA = "escalation-hub-bench/1"
 Say = Callable[[str], None]
+_BUDGET_ROUNDS = {"tiny": (3, 0.005), "quick": (5, 0.02)}  # mode -> (rounds, seconds each)
 
 
 def run_bench(options: BenchOptions, say: Say = print) -> dict[str, Any]:
@@ -82,6 +85,7 @@ def run_bench(options: BenchOptions, say: Say = print) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
     results["machine"]["load_average_end"] = load_average()
     results["seconds"] = round(time.perf_counter() - clock, 1)
+    rejudge_budget(results)  # now that the commit floor is known
     results["goals"] = goals(results)
     return results
 
@@ -115,6 +119,17 @@ def _common_floors(options: BenchOptions, load: LoadGenerator, say: Say) -> dict
     )
     found["decide"] = decide_only(n)
     say("  " + ", ".join(f"{k} {v['rate']:,.0f}/s" for k, v in found.items()))
+    say("floors: the CPU budget of one fanned-out event")
+    rounds, seconds = _BUDGET_ROUNDS.get(options.mode, (7, 0.05))
+    found["budget"] = budget.measure(
+        http_rate=found["http"]["rate"] or None,
+        receiver_rate=found["receiver"]["rate"] or None,
+        client_rate=found["client"]["rate"] or None,
+        rounds=rounds,
+        round_seconds=seconds,
+    )
+    say(f"  at least {found['budget']['event_ms']:.2f} ms of CPU per event: "
+        f"{found['budget']['ceilings']['events_one_core']:,.0f} events/s on one core")  # fmt: skip
     return found
 
 

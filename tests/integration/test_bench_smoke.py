@@ -1,8 +1,8 @@
 """The benchmark harness runs end to end at tiny sizes, on both profiles, and writes valid JSON.
 
 No figure is checked against a speed: only that every measurement happened (events were
-accepted, delivered to all three receivers, decrypted and verified; the router, the sweep
-and the floors ran) and that the result files are complete and consistent.
+accepted, delivered to all three receivers, decrypted and verified; the router, the sweep,
+the floors and the CPU budget ran) and that the result files are complete and consistent.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from gateway.bench import SCHEMA, BenchOptions, run_bench, write_results
+from gateway.bench.budget import DELIVERIES, PARTS
 from gateway.bench.http1 import loopback_host
 from tests.conftest import PG_ADMIN_URL, require_service
 
@@ -44,6 +45,31 @@ def _check_profile(results: dict[str, Any], profile: str) -> None:
         assert run["ingest_gateway"]["ok"] == 12
 
 
+def _check_budget(results: dict[str, Any]) -> None:
+    """Every part timed, the totals made of them, the ceilings and both goals judged."""
+    budget = results["floors"]["budget"]
+    assert list(budget["parts"]) == list(PARTS)
+    for name, part in budget["parts"].items():
+        assert part["cpu_ms"] > 0, name
+        assert part["per_event"] >= 1, name
+    assert budget["parts"]["http"]["cpu_ms"] == round(1000 / results["floors"]["http"]["rate"], 4)
+    assert budget["parts"]["commit"]["per_event"] == 1 + DELIVERIES
+    total = sum(part["cpu_ms"] * part["per_event"] for part in budget["parts"].values())
+    assert budget["event_ms"] == pytest.approx(total, abs=1e-3)
+    assert budget["intake_ms"] < budget["event_ms"]
+    assert budget["sizes"]["jwe_bytes"] > budget["sizes"]["update_bytes"] > 500
+    assert all(v is not None and v > 0 for v in budget["ceilings"].values()), budget["ceilings"]
+    assert budget["rates"]["commit"] is not None  # judged again with the commit floor
+    assert [g["goal"] for g in budget["goals"]] == [
+        "e2e >= 0.5 x (HTTP / 4)",
+        "ingest >= 0.6 x slowest floor",
+    ]
+    for goal in budget["goals"]:
+        assert isinstance(goal["fits_one_core"], bool)
+        assert isinstance(goal["fits_all_cores"], bool)
+        assert goal["allowed_ms_all_cores"] is not None
+
+
 def _check_files(results: dict[str, Any], out: Path) -> None:
     stamped, table = write_results(results, out)
     latest = json.loads((out / "latest.json").read_text())
@@ -55,7 +81,12 @@ def _check_files(results: dict[str, Any], out: Path) -> None:
         "router with encryption >= 0.8 x without",
     }
     assert all(isinstance(g["pass"], bool) for g in latest["goals"])
-    assert "| goal |" in table.read_text()
+    text = table.read_text()
+    assert "| goal |" in text
+    assert "what one fanned-out event cannot cost less than" in text
+    for what in PARTS.values():
+        assert f"| {what} |" in text
+    assert "**minimum per event**" in text
 
 
 def test_the_harness_measures_the_embedded_hub_and_writes_its_results(tmp_path: Path) -> None:
@@ -65,6 +96,7 @@ def test_the_harness_measures_the_embedded_hub_and_writes_its_results(tmp_path: 
     assert floors["receiver"]["ok"] == floors["receiver"]["n"] > 0
     assert floors["http"]["ok"] == floors["http"]["n"] > 0
     _check_profile(results, "embedded")
+    _check_budget(results)
     _check_files(results, tmp_path / "results")
 
 
