@@ -186,15 +186,7 @@ def replay(hub: Hub, delivery_id: str, *, actor: str) -> None:
         _require_enabled(session, row)
         row.status, row.finished_at = "pending", None
         number = _poke(session, row.id, at=now)
-        detail = {"delivery_id": row.id, "channel": row.channel, "replay": number}
-        append(
-            session,
-            at=now,
-            action="replay",
-            actor=actor,
-            escalation_id=row.escalation_id,
-            detail=detail,
-        )
+        _audit_replay(session, row, at=now, actor=actor, replay=number)
     logger.info("delivery.replayed", extra={"delivery_id": delivery_id, "replay": number})
 
 
@@ -213,15 +205,7 @@ def replay_connector(session: Session, connector_id: str, *, at: datetime, actor
     rows = session.scalars(query).all()
     for row in rows:
         row.status, row.finished_at = "pending", None
-        detail = {"delivery_id": row.id, "channel": row.channel, "connector_id": connector_id}
-        append(
-            session,
-            at=at,
-            action="replay",
-            actor=actor,
-            escalation_id=row.escalation_id,
-            detail=detail,
-        )
+        _audit_replay(session, row, at=at, actor=actor, connector_id=connector_id)
     if rows:
         _poke(session, rows[0].id, at=at)
     logger.info("delivery.connector_replay", extra={"connector_id": connector_id, "n": len(rows)})
@@ -244,6 +228,20 @@ def enabled_again(session: Session, row: Delivery) -> bool:
     committing meanwhile is waited for (and a dead letter written after it is replayed by it)."""
     query = select(Connector.status).where(Connector.id == row.connector_id)
     return session.scalar(query.with_for_update(read=True)) == "active"
+
+
+def _audit_replay(
+    session: Session, row: Delivery, *, at: datetime, actor: str, **detail: Any
+) -> None:
+    """The "replay" audit entry of a dead letter put back to pending."""
+    append(
+        session,
+        at=at,
+        action="replay",
+        actor=actor,
+        escalation_id=row.escalation_id,
+        detail={"delivery_id": row.id, "channel": row.channel, **detail},
+    )
 
 
 def _poke(session: Session, delivery_id: str, *, at: datetime) -> int:

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any, Final
+from typing import Final
 
 from sqlalchemy import Connection, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from gateway.store.db import insert_or_nothing
 from gateway.store.models_security import WebhookFingerprint
 
 __all__ = ["REUSED", "Claim", "claim"]
@@ -34,17 +34,7 @@ REUSED: Final = (
 )
 
 _TABLE = WebhookFingerprint.__table__
-_KEY = ["connector_id", "webhook_id"]
-#: Built once: these run for every request (a statement's construction costs more than
-#: its execution on SQLite).
-_INSERT: Final[dict[str, Any]] = {
-    "postgresql": postgresql.insert(WebhookFingerprint)
-    .on_conflict_do_nothing(index_elements=_KEY)
-    .returning(_TABLE.c.webhook_id),
-    "sqlite": sqlite.insert(WebhookFingerprint)
-    .on_conflict_do_nothing(index_elements=_KEY)
-    .returning(_TABLE.c.webhook_id),
-}
+_KEY = ("connector_id", "webhook_id")
 _STORED: Final = select(_TABLE.c.body_sha256).where(
     _TABLE.c.connector_id == bindparam("connector_id"),
     _TABLE.c.webhook_id == bindparam("webhook_id"),
@@ -64,13 +54,9 @@ def claim(
 ) -> Claim:
     """Claim ``digest`` for (connector, webhook id) in the caller's transaction, unless a
     fingerprint is there; then compare with it."""
-    dialect = conn.dialect.name
-    try:
-        insert = _INSERT[dialect]
-    except KeyError:
-        raise NotImplementedError(
-            f"webhook fingerprints support SQLite and PostgreSQL, not {dialect}"
-        ) from None
+    insert = insert_or_nothing(
+        WebhookFingerprint, conn.dialect.name, key=_KEY, returning=(_TABLE.c.webhook_id,)
+    )
     values = {
         "connector_id": connector_id,
         "webhook_id": webhook_id,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from typing import Final
 
 from gateway.services.lanes import LaneLeases, shown
@@ -43,7 +44,7 @@ class LaneState:
         self.asked = 0.0  # when we last wrote our want
 
 
-class Wanting:
+class Wanting(ABC):
     """``LaneWork``'s wanted lanes and hand-overs (a mixin: it shares LaneWork's state)."""
 
     _leases: LaneLeases
@@ -52,13 +53,13 @@ class Wanting:
     _held: dict[str, int]  # lane -> the acquisition it is held by
     _stopping: threading.Event
 
+    @abstractmethod
     def _begin(self, lane: str) -> bool:
         """Work ``lane``, just leased here (``LaneWork``)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _drop(self, lane: str) -> None:
         """Forget ``lane`` (``LaneWork``)."""
-        raise NotImplementedError
 
     def _wanted_lanes(self) -> list[str]:
         """The lanes wanted here now (call with the condition held)."""

@@ -23,13 +23,14 @@ import hashlib
 import threading
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.services import lane_wants
 from gateway.services.lane_wants import QUANTUM_SECONDS, WANT_SECONDS
+from gateway.store.db import insert_or_nothing
 from gateway.store.models import Delivery, DeliveryLane
 
 __all__ = ["QUANTUM_SECONDS", "WANT_SECONDS", "LaneLeases", "lane_key", "pending_in", "shown"]
@@ -307,8 +308,6 @@ class LaneLeases:
             DeliveryLane.holder == self.holder,
         )
 
-    def _insert_new(self, values: dict[str, object]) -> postgresql.Insert | sqlite.Insert:
-        """INSERT the lane unless it exists (both stores speak ON CONFLICT DO NOTHING)."""
-        if self._engine.dialect.name == "postgresql":
-            return postgresql.insert(DeliveryLane).values(values).on_conflict_do_nothing()
-        return sqlite.insert(DeliveryLane).values(values).on_conflict_do_nothing()
+    def _insert_new(self, values: dict[str, object]) -> Any:
+        """INSERT the lane unless it exists."""
+        return insert_or_nothing(DeliveryLane, self._engine.dialect.name).values(values)

@@ -22,10 +22,9 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gateway.bootstrap import Hub
@@ -33,7 +32,7 @@ from gateway.bus.consumer import PoisonMessage
 from gateway.metrics import DECISIONS
 from gateway.services.effects import apply_effects
 from gateway.store.audit import append
-from gateway.store.db import transaction
+from gateway.store.db import insert_or_nothing, transaction
 from gateway.store.models import EscalationRow, InboundEvent, ProcessedMessage
 from router import procedures
 from router.decide import decide
@@ -107,16 +106,10 @@ def handle_decide(hub: Hub, message_id: str, payload: Mapping[str, Any]) -> int:
     return len(run.decided)
 
 
-_PROCESSED: Final = {
-    "postgresql": postgresql.insert(ProcessedMessage).on_conflict_do_nothing(),
-    "sqlite": sqlite.insert(ProcessedMessage).on_conflict_do_nothing(),
-}
-
-
 def _processed(session: Session, message_id: str, at: datetime) -> None:
     """Note the message in the router's inbox (once; a redelivery finds it there)."""
     conn = session.connection()
-    statement = _PROCESSED[conn.dialect.name]
+    statement = insert_or_nothing(ProcessedMessage, conn.dialect.name)
     conn.execute(statement, {"consumer": "router", "message_id": message_id, "processed_at": at})
 
 

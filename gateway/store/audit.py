@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from gateway.store.db import insert_or_nothing
 from gateway.store.models import AuditCheckpoint, AuditEntry, AuditHead
 from security import audit as chain
 from security.errors import KeyMaterialError
@@ -182,14 +182,8 @@ def _create_head(session: Session | Connection) -> None:
     seq, digest = (last.seq, last.hash) if last is not None else (0, chain.GENESIS)
     values = {"id": HEAD_ID, "seq": seq, "hash": digest}
     bind = session if isinstance(session, Connection) else session.get_bind()
-    dialect = bind.dialect.name
-    if dialect == "postgresql":
-        statement: Any = postgresql.insert(AuditHead).values(values)
-    elif dialect == "sqlite":
-        statement = sqlite.insert(AuditHead).values(values)
-    else:
-        raise RuntimeError(f"the audit log supports SQLite and PostgreSQL, not {dialect}")
-    session.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
+    statement = insert_or_nothing(AuditHead, bind.dialect.name, key=("id",))
+    session.execute(statement.values(values))
 
 
 def _stream(session: Session, batch_size: int) -> Iterator[Row[Any]]:

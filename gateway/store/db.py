@@ -9,15 +9,24 @@ a deferred transaction that writes may fail to take the lock (SQLITE_BUSY) under
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["READ_ONLY", "make_engine", "make_sessionmaker", "reader", "transaction"]
+__all__ = [
+    "READ_ONLY",
+    "insert_or_nothing",
+    "make_engine",
+    "make_sessionmaker",
+    "reader",
+    "transaction",
+]
 
 READ_ONLY = "eh_read_only"  # execution option of connections that only read
 
@@ -74,3 +83,21 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+@functools.lru_cache(maxsize=64)
+def insert_or_nothing(
+    model: Any, dialect: str, *, key: tuple[str, ...] = (), returning: tuple[Any, ...] = ()
+) -> Any:
+    """``INSERT ... ON CONFLICT (key) DO NOTHING [RETURNING ...]`` of ``model`` for the store's
+    dialect (both stores speak it; SQLAlchemy spells it per dialect). Built once per
+    arguments: some run for every request, and building a statement costs about as much as
+    running it on SQLite. Values are given when it is executed (or with ``.values()``)."""
+    if dialect == "postgresql":
+        statement: Any = postgresql.insert(model)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(model)
+    else:
+        raise NotImplementedError(f"the hub's store is SQLite or PostgreSQL, not {dialect}")
+    statement = statement.on_conflict_do_nothing(index_elements=list(key) or None)
+    return statement.returning(*returning) if returning else statement
